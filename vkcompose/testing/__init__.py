@@ -1,0 +1,1 @@
+"""Testing helpers: an embedded cluster fixture and a backend conformance kit."""

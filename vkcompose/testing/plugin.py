@@ -1,0 +1,1 @@
+"""pytest plugin (auto-loaded through the ``pytest11`` entry point) exposing vkcompose fixtures."""
