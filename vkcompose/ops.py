@@ -102,6 +102,9 @@ class Op:
 class _PodOp(Op):
     pod: Pod
     node: NodeInfo | None = attrs.field(default=None, kw_only=True)
+    volume_paths: Mapping[str, str] = attrs.field(factory=dict, kw_only=True)
+    """Volume name → host directory holding its materialized content (set by the volumes
+    middleware; backends mount these at each volumeMount's ``mountPath``)."""
 
     @property
     def pod_key(self) -> tuple[str, str]:

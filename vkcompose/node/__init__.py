@@ -1,0 +1,1 @@
+"""Virtual node runtime: node registration, heartbeats and the pod controller."""

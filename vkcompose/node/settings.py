@@ -1,0 +1,97 @@
+"""``VirtualNode``: everything a recipe decides about one virtual node (or a fleet of them).
+
+>>> from vkcompose.backends.memory import MemoryBackend
+>>> node = VirtualNode(name="vk-sim", backend=MemoryBackend(), capacity={"cpu": "8", "pods": "110"})
+>>> node.effective_taints()
+[{'key': 'virtual-kubelet.io/provider', 'value': 'vk-sim', 'effect': 'NoSchedule'}]
+>>> [n for n in node.node_names()]
+['vk-sim']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from vkcompose.ops import NodeInfo
+from vkcompose.pipeline import Middleware, Pipeline, compose
+
+PROVIDER_TAINT_KEY = "virtual-kubelet.io/provider"
+"""Key of the default taint: pods must tolerate it to be scheduled on a virtual node."""
+
+DEFAULT_CAPACITY: Mapping[str, str] = {"cpu": "20", "memory": "100Gi", "pods": "110"}
+
+
+@attrs.define(kw_only=True)
+class VirtualNode:
+    """Settings of a virtual node: what it advertises and what runs its pods.
+
+    * ``taints=None`` gives the default ``virtual-kubelet.io/provider=<provider>:NoSchedule``;
+      ``taints=[]`` disables it.
+    * ``replicas > 1`` makes a fleet named by ``name_template`` (``{name}`` and ``{index}``),
+      all sharing the same pipeline and backend.
+    * ``allocatable`` defaults to ``capacity``.
+    """
+
+    name: str
+    backend: object
+    middlewares: Sequence[Middleware] = ()
+    provider: str | None = None
+    capacity: Mapping[str, str] = attrs.field(factory=lambda: dict(DEFAULT_CAPACITY))
+    allocatable: Mapping[str, str] | None = None
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    annotations: Mapping[str, str] = attrs.field(factory=dict)
+    taints: Sequence[Mapping[str, Any]] | None = None
+    internal_ip: str = "127.0.0.1"
+    hostname: str | None = None
+    os: str = "linux"
+    arch: str = "amd64"
+    host_network: bool = False
+    kubelet_port: int = 10250
+    replicas: int = 1
+    name_template: str = "{name}-{index}"
+    workers: int = 32
+    resync_seconds: float = 60.0
+    status_poll_seconds: float = 5.0
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The recipe's middlewares composed in front of its backend."""
+        return compose(*self.middlewares, backend=self.backend)
+
+    def effective_allocatable(self) -> dict[str, str]:
+        """Allocatable resources (``capacity`` when not given)."""
+        return dict(self.allocatable if self.allocatable is not None else self.capacity)
+
+    def effective_taints(self) -> list[dict[str, Any]]:
+        """The taints to register (the provider taint unless overridden)."""
+        if self.taints is not None:
+            return [dict(t) for t in self.taints]
+        return [
+            {
+                "key": PROVIDER_TAINT_KEY,
+                "value": self.provider or self.name,
+                "effect": "NoSchedule",
+            }
+        ]
+
+    def node_names(self) -> list[str]:
+        """Names of the nodes this setting makes (one, or ``replicas`` from the template)."""
+        if self.replicas <= 1:
+            return [self.name]
+        return [self.name_template.format(name=self.name, index=i) for i in range(self.replicas)]
+
+    def node_info(self, node_name: str) -> NodeInfo:
+        """What middlewares learn about node ``node_name`` (host IPs, allocatable, labels)."""
+        return NodeInfo(
+            name=node_name,
+            host_ips=(self.internal_ip,),
+            allocatable=self.effective_allocatable(),
+            labels=dict(self.labels),
+            host_network=self.host_network,
+        )
+
+
+__all__ = ["DEFAULT_CAPACITY", "PROVIDER_TAINT_KEY", "VirtualNode"]
