@@ -167,3 +167,18 @@ def test_every_op_has_kind_and_idempotence() -> None:
     assert len(set(kinds)) == len(kinds)
     assert CreatePod.idempotent is False
     assert ListPods.idempotent is True
+
+
+def test_volume_paths_reach_backends_that_accept_them() -> None:
+    received: list[Any] = []
+
+    class WithVolumes:
+        async def create_pod(
+            self, pod: dict[str, Any], /, *, volume_paths: dict[str, str] | None = None
+        ) -> None:
+            received.append(volume_paths)
+
+    op = CreatePod(pod={"metadata": {"name": "v"}}, volume_paths={"data": "/srv/data"})
+    anyio.run(compose(backend=WithVolumes()), op)
+    anyio.run(compose(backend=Recorder()), op)
+    assert received == [{"data": "/srv/data"}]

@@ -13,6 +13,7 @@ raises :class:`~vkcompose.errors.Unsupported` for ops whose capability is absent
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -184,6 +185,45 @@ DISPATCH: dict[type[ops.Op], tuple[str, Dispatch]] = {
 """Op type → (backend method name, how to call it). The terminal adapter is built from this."""
 
 
+def _accepts_volume_paths(method: Any) -> bool:
+    try:
+        return "volume_paths" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def dispatch_table(backend: object) -> dict[type[ops.Op], Callable[[Any], Awaitable[Any]]]:
+    """Op type → a callable running it on ``backend``, for the ops the backend supports.
+
+    Backends whose ``create_pod``/``update_pod`` take a keyword ``volume_paths`` receive the
+    host directories the volumes middleware materialized (``op.volume_paths``).
+    """
+    table: dict[type[ops.Op], Callable[[Any], Awaitable[Any]]] = {}
+    for op_type, (name, call) in DISPATCH.items():
+        method = getattr(backend, name, None)
+        if not callable(method):
+            continue
+        if op_type in (ops.CreatePod, ops.UpdatePod) and _accepts_volume_paths(method):
+            table[op_type] = _with_volume_paths(method)
+        else:
+            table[op_type] = _bound(call, backend)
+    return table
+
+
+def _with_volume_paths(method: Any) -> Callable[[Any], Awaitable[Any]]:
+    def call(op: Any) -> Awaitable[Any]:
+        return method(op.pod, volume_paths=op.volume_paths)  # type: ignore[no-any-return]
+
+    return call
+
+
+def _bound(call: Dispatch, backend: object) -> Callable[[Any], Awaitable[Any]]:
+    def bound(op: Any) -> Awaitable[Any]:
+        return call(backend, op)
+
+    return bound
+
+
 def supported_ops(backend: object) -> frozenset[type[ops.Op]]:
     """The op types ``backend`` can serve (those whose method it has)."""
     return frozenset(
@@ -209,5 +249,6 @@ __all__ = [
     "SupportsPing",
     "SupportsPortForward",
     "SupportsStats",
+    "dispatch_table",
     "supported_ops",
 ]

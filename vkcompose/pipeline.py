@@ -59,11 +59,9 @@ class Pipeline:
         self.middlewares: tuple[Middleware, ...] = tuple(middlewares)
         self.backend = backend
         self.supported: frozenset[type[Op]] = capabilities.supported_ops(backend)
-        self._dispatch: dict[type[Op], Callable[[Op], Awaitable[Any]]] = {
-            op_type: _bind(call, backend)
-            for op_type, (_, call) in capabilities.DISPATCH.items()
-            if op_type in self.supported
-        }
+        self._dispatch: dict[type[Op], Callable[[Op], Awaitable[Any]]] = (
+            capabilities.dispatch_table(backend)
+        )
         head: Handler = self._terminal
         for middleware in reversed(self.middlewares):
             head = _chain(middleware, head)
@@ -87,13 +85,6 @@ class Pipeline:
     def __repr__(self) -> str:
         names = ", ".join(type(m).__name__ for m in self.middlewares)
         return f"Pipeline([{names}], backend={type(self.backend).__name__})"
-
-
-def _bind(call: capabilities.Dispatch, backend: object) -> Callable[[Op], Awaitable[Any]]:
-    def bound(op: Op) -> Awaitable[Any]:
-        return call(backend, op)
-
-    return bound
 
 
 def compose(*middlewares: Middleware, backend: object) -> Pipeline:
