@@ -1,1 +1,3 @@
 """pytest plugin (auto-loaded through the ``pytest11`` entry point) exposing vkcompose fixtures."""
+
+from vkcompose.testing.clock import *  # noqa: F403
