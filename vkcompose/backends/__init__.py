@@ -1,0 +1,1 @@
+"""Backends: where pods actually run (a simulator, local processes, …)."""
