@@ -1,0 +1,182 @@
+"""The ``vkcompose`` command line.
+
+vkcompose up                      # embedded API server + the default recipe, live table
+vkcompose run RECIPE              # run a recipe's node(s) against any cluster
+vkcompose apiserver               # only the embedded API server
+vkcompose recipes                 # list built-in recipes
+vkcompose version
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vkcompose._version import __version__
+from vkcompose.recipes import RecipeError, RecipeSettings, build_node, builtin_recipes
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(stderr=True)
+DEFAULT_RECIPE = "memory"
+
+
+class UsageProblem(click.ClickException):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def friendly(function: F) -> F:
+    """Turn recipe and other expected errors into clean messages (tracebacks with --debug)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
+        try:
+            return function(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            console.print("interrupted")
+            sys.exit(130)
+        except RecipeError as error:
+            if debug:
+                traceback.print_exc()
+            raise UsageProblem(str(error)) from error
+        except Exception as error:
+            if debug:
+                traceback.print_exc()
+                sys.exit(1)
+            raise UsageProblem(f"{error} (run with --debug for the traceback)") from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Composable virtual kubelets: run Kubernetes pods on anything."""
+    ctx.obj = {"debug": debug}
+
+
+@main.command()
+def version() -> None:
+    """Print the vkcompose version."""
+    click.echo(f"vkcompose {__version__}")
+
+
+@main.command()
+@friendly
+def recipes() -> None:
+    """List the built-in recipes."""
+    table = Table(title="built-in recipes")
+    table.add_column("name")
+    table.add_column("what it runs")
+    for name, summary in sorted(builtin_recipes().items()):
+        table.add_row(name, summary)
+    Console().print(table)
+
+
+def _settings(
+    node_name: str | None, replicas: int | None, state_dir: Path, kubelet_port: int | None
+) -> RecipeSettings:
+    return RecipeSettings(
+        node_name=node_name, replicas=replicas, state_dir=state_dir, kubelet_port=kubelet_port
+    )
+
+
+@main.command()
+@click.argument("recipe")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Cluster to join (default: $KUBECONFIG, ~/.kube/config, or in-cluster).",
+)
+@click.option("--node-name", help="Override the recipe's node name.")
+@click.option("--replicas", type=click.IntRange(min=1), help="Run a fleet of this many nodes.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".vkcompose"),
+    show_default=True,
+    help="Where backends keep state.",
+)
+@click.option("--kubelet-port", type=click.IntRange(0, 65535), help="Kubelet API port.")
+@friendly
+def run(
+    recipe: str,
+    kubeconfig: Path | None,
+    node_name: str | None,
+    replicas: int | None,
+    state_dir: Path,
+    kubelet_port: int | None,
+) -> None:
+    """Run RECIPE (a built-in name or a path to a .py file) as virtual node(s) in a cluster."""
+    node = build_node(recipe, _settings(node_name, replicas, state_dir, kubelet_port))
+    from vkcompose import serve  # the runtime wiring lives one layer down
+
+    serve.run_node_blocking(node, kubeconfig=kubeconfig, console=console)
+
+
+@main.command()
+@click.option(
+    "--recipe", "recipe_ref", default=None, help=f"Recipe to run (default: {DEFAULT_RECIPE})."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".vkcompose"),
+    show_default=True,
+    help="API server data (SQLite), kubeconfig and backend state.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="API server port (default: any free port).",
+)
+@click.option("--no-tui", is_flag=True, help="Plain log lines instead of a live table.")
+@click.option("--replicas", type=click.IntRange(min=1), help="Run a fleet of this many nodes.")
+@friendly
+def up(
+    recipe_ref: str | None, data_dir: Path, port: int, no_tui: bool, replicas: int | None
+) -> None:
+    """Start the embedded API server and a recipe's node(s) against it: a local cluster."""
+    node = build_node(
+        recipe_ref or DEFAULT_RECIPE,
+        _settings(None, replicas, data_dir / "state", None),
+    )
+    from vkcompose import serve
+
+    serve.up_blocking(node, data_dir=data_dir, port=port, tui=not no_tui, console=console)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".vkcompose"),
+    show_default=True,
+)
+@click.option(
+    "--storage", type=click.Choice(["sqlite", "memory"]), default="sqlite", show_default=True
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=0)
+@friendly
+def apiserver(data_dir: Path, storage: str, port: int) -> None:
+    """Run only the embedded Kubernetes API server (prints the kubeconfig path)."""
+    from vkcompose import serve
+
+    serve.apiserver_blocking(data_dir=data_dir, storage=storage, port=port, console=console)
+
+
+if __name__ == "__main__":
+    main()
