@@ -1,0 +1,343 @@
+"""Serving: :class:`APIServer`, :func:`embedded_apiserver` and :func:`serve_forever`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import secrets
+import shutil
+import ssl
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from vkcompose.apiserver.auth import ADMIN, Authenticator
+from vkcompose.apiserver.handlers import APIHandler, Reviews
+from vkcompose.apiserver.registry import Registry
+from vkcompose.apiserver.resources import ResourceTable
+from vkcompose.apiserver.storage import Storage, open_storage
+from vkcompose.apiserver.watch import WatchHub
+
+__all__ = ["APIServer", "embedded_apiserver", "serve_forever"]
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+
+
+def _validator() -> Any:
+    try:
+        validation = importlib.import_module("vkcompose.apiserver.validation")
+    except ImportError:  # pragma: no cover - validation lands separately
+        return None
+
+    def validate(
+        kind: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> list[dict[str, str]]:
+        out = []
+        for cause in validation.validate(kind, obj, old):
+            out.append({"reason": cause.reason, "message": cause.message, "field": cause.field})
+        return out
+
+    return validate
+
+
+class APIServer:
+    """An embedded Kubernetes-compatible API server on 127.0.0.1.
+
+    ``storage`` is ``"memory"`` or ``"sqlite"`` (``data_dir/state.db``). ``data_dir`` also holds
+    the generated PKI and ``kubeconfig``; without one a temporary directory is used and removed
+    on :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        storage: str = "memory",
+        tls: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bookmark_interval: float = 60.0,
+        history: int = 10_000,
+        token_volume: bool = True,
+        controllers: bool = True,
+    ) -> None:
+        self._own_dir = data_dir is None
+        self.data_dir = (
+            Path(data_dir)
+            if data_dir is not None
+            else Path(tempfile.mkdtemp(prefix="vkcompose-apiserver-"))
+        )
+        self.storage_kind = storage
+        self.tls = tls
+        self.host = host
+        self.port = port
+        self.bookmark_interval = bookmark_interval
+        self.history = history
+        self.token_volume = token_volume
+        self.run_controllers = controllers
+        self.admin_token = ""
+        self.ca_path: Path | None = None
+        self.kubeconfig_path = self.data_dir / "kubeconfig"
+        self.url = ""
+        self.storage: Storage | None = None
+        self.hub = WatchHub(history=history)
+        self.table = ResourceTable()
+        self.authenticator = Authenticator()
+        self._runner: web.AppRunner | None = None
+        self._handler: APIHandler | None = None
+        self._registry: Registry | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._ca_pem: str | None = None
+        self._client_cert: tuple[Path, Path] | None = None
+        self._background: list[Any] = []
+
+    @property
+    def registry(self) -> Registry:
+        """The resource registry (in-process access, bypassing HTTP)."""
+        if self._registry is None:
+            raise RuntimeError("the API server is not started")
+        return self._registry
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Open storage, bootstrap objects, listen, write the kubeconfig."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._setup_credentials()
+        db = str(self.data_dir / "state.db") if self.storage_kind == "sqlite" else None
+        self.storage = open_storage(self.storage_kind, db)
+        self._registry = Registry(
+            self.storage,
+            self.hub,
+            self.table,
+            validate=_validator(),
+            token_volume=self.token_volume,
+            root_ca_pem=self._ca_pem,
+        )
+        reviews = Reviews(self.authenticator)
+        self._setup_tokens(reviews)
+        self._handler = APIHandler(
+            self._registry,
+            self.hub,
+            self.table,
+            self.authenticator,
+            server_address=lambda: f"{self.host}:{self.port}",
+            bookmark_interval=self.bookmark_interval,
+            reviews=reviews,
+        )
+        app = self._handler.make_app()
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl, backlog=1024)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets: list[Any] = list(getattr(server, "sockets", None) or [])
+        self.port = int(sockets[0].getsockname()[1])
+        scheme = "https" if self.tls else "http"
+        self.url = f"{scheme}://{self.host}:{self.port}"
+        self._bootstrap()
+        self._write_kubeconfig()
+        if self.run_controllers:
+            await self._start_controllers()
+
+    async def stop(self) -> None:
+        """Stop serving, close storage, remove a temporary data dir."""
+        for task in self._background:
+            stop = getattr(task, "stop", None)
+            if stop is not None:
+                await stop()
+            elif isinstance(task, asyncio.Task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._background.clear()
+        if self._handler is not None:
+            self._handler.close_watches()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.storage is not None:
+            self.storage.close()
+            self.storage = None
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    async def __aenter__(self) -> APIServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ credentials
+    def _setup_credentials(self) -> None:
+        token_file = self.data_dir / "admin.token"
+        if token_file.exists():
+            self.admin_token = token_file.read_text().strip()
+        else:
+            self.admin_token = secrets.token_urlsafe(32)
+            token_file.write_text(self.admin_token)
+            token_file.chmod(0o600)
+        self.authenticator.add_token(self.admin_token, ADMIN)
+        if self.tls:
+            self._setup_tls()
+
+    def _setup_tls(self) -> None:
+        raise NotImplementedError("TLS needs vkcompose.apiserver.pki")
+
+    def _setup_tokens(self, reviews: Reviews) -> None:
+        """Hook up service-account token issuing/verification (tokens module)."""
+
+    async def _start_controllers(self) -> None:
+        """Start the binder and node-lifecycle controllers (controllers module)."""
+
+    def _write_kubeconfig(self) -> None:
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.ca_path is not None:
+            cluster["certificate-authority"] = str(self.ca_path)
+        user: dict[str, Any] = {"token": self.admin_token}
+        if self._client_cert is not None:
+            user = {
+                "client-certificate": str(self._client_cert[0]),
+                "client-key": str(self._client_cert[1]),
+            }
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "vkcompose", "cluster": cluster}],
+            "users": [{"name": "vkcompose-admin", "user": user}],
+            "contexts": [
+                {
+                    "name": "vkcompose",
+                    "context": {
+                        "cluster": "vkcompose",
+                        "user": "vkcompose-admin",
+                        "namespace": "default",
+                    },
+                }
+            ],
+            "current-context": "vkcompose",
+            "preferences": {},
+        }
+        self.kubeconfig_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        self.kubeconfig_path.chmod(0o600)
+
+    # ------------------------------------------------------------------ bootstrap
+    def _bootstrap(self) -> None:
+        reg = self.registry
+        ns_rt = self.table.lookup("", "v1", "namespaces")
+        svc_rt = self.table.lookup("", "v1", "services")
+        ep_rt = self.table.lookup("", "v1", "endpoints")
+        assert ns_rt is not None and svc_rt is not None and ep_rt is not None
+        for name in BOOTSTRAP_NAMESPACES:
+            if reg.storage.get(ns_rt.key, "", name) is None:
+                reg.create(
+                    ns_rt, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                )
+        ports = [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.port}]
+        svc = reg.storage.get(svc_rt.key, "default", "kubernetes")
+        if svc is None:
+            reg.create(
+                svc_rt,
+                "default",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": "kubernetes",
+                        "namespace": "default",
+                        "labels": {"component": "apiserver", "provider": "kubernetes"},
+                    },
+                    "spec": {
+                        "type": "ClusterIP",
+                        "clusterIP": KUBERNETES_SERVICE_IP,
+                        "ports": ports,
+                        "sessionAffinity": "None",
+                    },
+                },
+            )
+        elif (svc.obj.get("spec") or {}).get("ports") != ports:
+            obj = dict(svc.obj)
+            obj["spec"] = {**obj["spec"], "ports": ports}
+            reg.update(svc_rt, "default", "kubernetes", obj)
+        endpoints = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+            },
+            "subsets": [
+                {
+                    "addresses": [{"ip": self.host}],
+                    "ports": [{"name": "https", "port": self.port, "protocol": "TCP"}],
+                }
+            ],
+        }
+        current = reg.storage.get(ep_rt.key, "default", "kubernetes")
+        if current is None:
+            reg.create(ep_rt, "default", endpoints)
+        elif current.obj.get("subsets") != endpoints["subsets"]:
+            reg.update(ep_rt, "default", "kubernetes", endpoints)
+
+    # ------------------------------------------------------------------ clients
+    async def api_client(self) -> Any:
+        """A ``kubernetes_asyncio.client.ApiClient`` with admin credentials (close it after)."""
+        from kubernetes_asyncio import client, config
+
+        cfg = client.Configuration()
+        await config.load_kube_config(
+            config_file=str(self.kubeconfig_path), client_configuration=cfg
+        )
+        return client.ApiClient(cfg)
+
+
+@contextlib.asynccontextmanager
+async def embedded_apiserver(
+    data_dir: Path | None = None,
+    *,
+    storage: str = "memory",
+    tls: bool = True,
+    port: int = 0,
+    **kwargs: Any,
+) -> AsyncIterator[APIServer]:
+    """Run an :class:`APIServer` for the duration of the ``async with`` block."""
+    server = APIServer(data_dir, storage=storage, tls=tls, port=port, **kwargs)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def serve_forever(
+    data_dir: Path,
+    *,
+    port: int = 6443,
+    host: str = "127.0.0.1",
+    storage: str = "sqlite",
+    tls: bool = True,
+    on_ready: Callable[[APIServer], None] | None = None,
+) -> None:
+    """Run the API server until cancelled (``vkcompose apiserver``); ``on_ready`` receives the
+    started server (e.g. to print ``server.kubeconfig_path``)."""
+    server = APIServer(Path(data_dir), storage=storage, tls=tls, host=host, port=port)
+    await server.start()
+    try:
+        if on_ready is not None:
+            on_ready(server)
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
