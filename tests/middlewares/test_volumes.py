@@ -1,0 +1,802 @@
+"""Volumes: planning (pure), the atomic writer (real files) and the middleware (real dirs)."""
+
+from __future__ import annotations
+
+import base64
+import doctest
+import logging
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vkcompose.errors import InvalidInput, NotFound, Unsupported
+from vkcompose.middlewares.volumes import (
+    DEFAULT_MODE,
+    FileSpec,
+    Ownership,
+    StaticSources,
+    TokenCache,
+    VolumeMountError,
+    Volumes,
+    check_path,
+    plan_volume,
+    read_volume,
+    volume_ownership,
+    write_volume,
+)
+from vkcompose.middlewares.volumes import downward as downward_module
+from vkcompose.middlewares.volumes import plan as plan_module
+from vkcompose.ops import CreatePod, DeletePod, NodeInfo, Op, UpdatePod
+from vkcompose.pipeline import compose
+from vkcompose.testing.clock import FakeClock
+
+SECRET_VALUE = "s3cr3t-hunter2-value"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def lstat(path: str | Path) -> os.stat_result:
+    return os.lstat(path)
+
+
+def make_pod(volumes: list[dict[str, Any]], **meta: Any) -> dict[str, Any]:
+    metadata = {"name": "web", "namespace": "default", "uid": "u-1", **meta}
+    return {
+        "metadata": metadata,
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "volumes": volumes},
+    }
+
+
+# ---------------------------------------------------------------- path safety (pure)
+
+_segment = st.sampled_from(["..", ".", "", "a", "b", "..data", "...", "x y", "ä", "..a"])
+_paths = st.one_of(
+    st.lists(_segment, min_size=1, max_size=6).map("/".join),
+    st.text(alphabet=st.sampled_from(["/", ".", "a", "b", "\x00"]), max_size=12),
+)
+
+
+@given(path=_paths)
+def test_no_checked_path_escapes_the_volume(path: str) -> None:
+    base = "/vol"
+    try:
+        clean = check_path("v", path)
+    except InvalidInput as exc:
+        assert '"v"' in exc.message
+        return
+    assert not clean.startswith("/")
+    assert ".." not in clean.split("/")
+    assert not clean.startswith("..")
+    joined = os.path.normpath(os.path.join(base, clean))
+    assert joined.startswith(base + "/")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../etc/passwd", "a/../../b", "/etc/passwd", "", "..data", "..2024_x/f", "a/..", ".", "./"],
+)
+def test_escaping_paths_are_rejected_naming_volume_and_path(path: str) -> None:
+    volume = {"name": "cfg", "configMap": {"name": "cm", "items": [{"key": "k", "path": path}]}}
+    sources = StaticSources(configmaps={"cm": {"data": {"k": "v"}}})
+    with pytest.raises(InvalidInput) as info:
+        plan_volume(make_pod([volume]), volume, sources)
+    assert 'volume "cfg"' in info.value.message
+    assert repr(path) in info.value.message
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(paths=st.lists(_paths, min_size=1, max_size=5))
+def test_written_files_stay_inside_the_volume(tmp_path: Path, paths: list[str]) -> None:
+    target = tmp_path / "vol"
+    items = [{"key": "k", "path": p} for p in paths]
+    volume = {"name": "vol", "configMap": {"name": "cm", "items": items}}
+    try:
+        payload = plan_volume(
+            make_pod([volume]), volume, StaticSources(configmaps={"cm": {"data": {"k": "v"}}})
+        )
+    except InvalidInput:
+        return
+    write_volume(target, payload)
+    real_target = os.path.realpath(target)
+    for path in payload:
+        resolved = os.path.realpath(target / path)
+        assert resolved.startswith(real_target + os.sep)
+        assert Path(resolved).read_bytes() == b"v"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vol"]
+    assert read_volume(target) == {path: b"v" for path in payload}
+
+
+# ---------------------------------------------------------------- planning (pure)
+
+
+def test_configmap_all_keys_with_binary_data_and_default_mode() -> None:
+    volume = {"name": "cfg", "configMap": {"name": "cm"}}
+    sources = StaticSources(
+        configmaps={"cm": {"data": {"a": "1", "b": "2"}, "binaryData": {"bin": b64("\x00\x01")}}}
+    )
+    payload = plan_volume(make_pod([volume]), volume, sources)
+    assert {p: (s.data, s.mode) for p, s in payload.items()} == {
+        "a": (b"1", DEFAULT_MODE),
+        "b": (b"2", DEFAULT_MODE),
+        "bin": (b"\x00\x01", DEFAULT_MODE),
+    }
+
+
+def test_configmap_items_modes_and_default_mode() -> None:
+    volume = {
+        "name": "cfg",
+        "configMap": {
+            "name": "cm",
+            "defaultMode": 0o400,
+            "items": [{"key": "a", "path": "x/a.txt", "mode": 0o640}, {"key": "b", "path": "b"}],
+        },
+    }
+    sources = StaticSources(configmaps={"cm": {"data": {"a": "1", "b": "2", "c": "3"}}})
+    payload = plan_volume(make_pod([volume]), volume, sources)
+    assert payload == {"x/a.txt": FileSpec(b"1", 0o640), "b": FileSpec(b"2", 0o400)}
+
+
+@pytest.mark.parametrize("mode", [0o1000, -1, "0644", True])
+def test_invalid_modes_are_rejected(mode: Any) -> None:
+    volume = {"name": "cfg", "configMap": {"name": "cm", "defaultMode": mode}}
+    with pytest.raises(InvalidInput, match='volume "cfg"'):
+        plan_volume(make_pod([volume]), volume, StaticSources(configmaps={"cm": {}}))
+
+
+def test_missing_mandatory_configmap_has_the_kubelet_message() -> None:
+    volume = {"name": "config-volume", "configMap": {"name": "special-config"}}
+    with pytest.raises(VolumeMountError) as info:
+        plan_volume(make_pod([volume]), volume, StaticSources())
+    assert info.value.reason == "FailedMount"
+    assert info.value.message == (
+        'MountVolume.SetUp failed for volume "config-volume" : configmap "special-config" not found'
+    )
+
+
+def test_missing_optional_sources_give_empty_volumes_or_skip_items() -> None:
+    missing = {"name": "v", "configMap": {"name": "nope", "optional": True}}
+    assert plan_volume(make_pod([missing]), missing, StaticSources()) == {}
+    secret = {"name": "v", "secret": {"secretName": "nope", "optional": True}}
+    assert plan_volume(make_pod([secret]), secret, StaticSources()) == {}
+    items = {
+        "name": "v",
+        "configMap": {
+            "name": "cm",
+            "optional": True,
+            "items": [{"key": "there", "path": "t"}, {"key": "gone", "path": "g"}],
+        },
+    }
+    sources = StaticSources(configmaps={"cm": {"data": {"there": "1"}}})
+    assert list(plan_volume(make_pod([items]), items, sources)) == ["t"]
+
+
+def test_missing_mandatory_keys_are_errors() -> None:
+    volume = {"name": "v", "configMap": {"name": "cm", "items": [{"key": "gone", "path": "g"}]}}
+    with pytest.raises(
+        VolumeMountError, match="configmap references non-existent config key: gone"
+    ):
+        plan_volume(make_pod([volume]), volume, StaticSources(configmaps={"cm": {"data": {}}}))
+    secret = {"name": "v", "secret": {"secretName": "s", "items": [{"key": "gone", "path": "g"}]}}
+    with pytest.raises(VolumeMountError, match="references non-existent secret key: gone"):
+        plan_volume(make_pod([secret]), secret, StaticSources(secrets={"s": {"data": {}}}))
+    with pytest.raises(VolumeMountError, match='secret "s" not found'):
+        plan_volume(make_pod([secret]), secret, StaticSources())
+
+
+def test_secret_volume_decodes_base64_and_hides_content() -> None:
+    volume = {"name": "creds", "secret": {"secretName": "s", "defaultMode": 0o400}}
+    sources = StaticSources(secrets={"s": {"data": {"password": b64(SECRET_VALUE)}}})
+    payload = plan_volume(make_pod([volume]), volume, sources)
+    assert payload["password"].data == SECRET_VALUE.encode()
+    assert payload["password"].mode == 0o400
+    assert SECRET_VALUE not in repr(payload) and SECRET_VALUE not in repr(sources)
+
+
+def test_bad_secret_base64_does_not_leak_the_value() -> None:
+    volume = {"name": "creds", "secret": {"secretName": "s"}}
+    sources = StaticSources(secrets={"s": {"data": {"k": SECRET_VALUE + "!"}}})
+    with pytest.raises(VolumeMountError) as info:
+        plan_volume(make_pod([volume]), volume, sources)
+    assert SECRET_VALUE not in str(info.value)
+
+
+def test_docs_configmap_volume_with_items() -> None:
+    # kubernetes.io "Configure a Pod to Use a ConfigMap": items map SPECIAL_LEVEL to "keys".
+    volume = {
+        "name": "config-volume",
+        "configMap": {
+            "name": "special-config",
+            "items": [{"key": "SPECIAL_LEVEL", "path": "keys"}],
+        },
+    }
+    sources = StaticSources(
+        configmaps={"special-config": {"data": {"SPECIAL_LEVEL": "very", "SPECIAL_TYPE": "charm"}}}
+    )
+    assert plan_volume(make_pod([volume]), volume, sources) == {"keys": FileSpec(b"very")}
+
+
+DOCS_DOWNWARD_POD: dict[str, Any] = {
+    "metadata": {
+        "name": "kubernetes-downwardapi-volume-example",
+        "namespace": "default",
+        "uid": "u-2",
+        "labels": {"zone": "us-est-coast", "cluster": "test-cluster1", "rack": "rack-22"},
+        "annotations": {"build": "two", "builder": "john-doe"},
+    },
+    "spec": {
+        "containers": [{"name": "client-container", "image": "registry.k8s.io/busybox"}],
+        "volumes": [
+            {
+                "name": "podinfo",
+                "downwardAPI": {
+                    "items": [
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+                    ]
+                },
+            }
+        ],
+    },
+}
+
+
+def test_docs_downward_api_volume_labels_and_annotations() -> None:
+    pod = DOCS_DOWNWARD_POD
+    payload = plan_volume(pod, pod["spec"]["volumes"][0], StaticSources())
+    assert payload["labels"].data == (
+        b'cluster="test-cluster1"\nrack="rack-22"\nzone="us-est-coast"'
+    )
+    assert payload["annotations"].data == b'build="two"\nbuilder="john-doe"'
+
+
+def test_downward_api_escaping_single_fields_and_unsupported_paths() -> None:
+    volume = {
+        "name": "info",
+        "downwardAPI": {
+            "items": [
+                {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                {"path": "note", "fieldRef": {"fieldPath": "metadata.annotations['note']"}},
+                {"path": "all", "fieldRef": {"fieldPath": "metadata.annotations"}},
+            ]
+        },
+    }
+    pod = make_pod([volume], annotations={"note": 'say "hi"\n\tbye'})
+    payload = plan_volume(pod, volume, StaticSources())
+    assert payload["name"].data == b"web"
+    assert payload["note"].data == b'say "hi"\n\tbye'
+    assert payload["all"].data == b'note="say \\"hi\\"\\n\\tbye"'
+    bad = {
+        "name": "info",
+        "downwardAPI": {"items": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]},
+    }
+    with pytest.raises(InvalidInput, match=r"unsupported fieldPath: status\.podIP"):
+        plan_volume(pod, bad, StaticSources())
+
+
+def test_docs_projected_volume() -> None:
+    # kubernetes.io "Projected Volumes": secret + downwardAPI (labels, cpu_limit) + configMap.
+    volume = {
+        "name": "all-in-one",
+        "projected": {
+            "sources": [
+                {
+                    "secret": {
+                        "name": "mysecret",
+                        "items": [{"key": "username", "path": "my-group/my-username"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                            {
+                                "path": "cpu_limit",
+                                "resourceFieldRef": {
+                                    "containerName": "container-test",
+                                    "resource": "limits.cpu",
+                                },
+                            },
+                        ]
+                    }
+                },
+                {
+                    "configMap": {
+                        "name": "myconfigmap",
+                        "items": [{"key": "config", "path": "my-group/my-config"}],
+                    }
+                },
+            ]
+        },
+    }
+    pod = make_pod([volume], labels={"app": "demo"})
+    pod["spec"]["containers"] = [{"name": "container-test", "image": "busybox"}]
+    sources = StaticSources(
+        configmaps={"myconfigmap": {"data": {"config": "cfg-data"}}},
+        secrets={"mysecret": {"data": {"username": b64("admin")}}},
+    )
+    payload = plan_volume(pod, volume, sources, allocatable={"cpu": "3500m"})
+    assert {p: s.data for p, s in payload.items()} == {
+        "my-group/my-username": b"admin",
+        "labels": b'app="demo"',
+        "cpu_limit": b"4",
+        "my-group/my-config": b"cfg-data",
+    }
+
+
+def test_projected_collects_errors_and_skips_optional() -> None:
+    volume = {
+        "name": "p",
+        "projected": {
+            "sources": [
+                {"configMap": {"name": "a"}},
+                {"secret": {"name": "b"}},
+                {"configMap": {"name": "c", "optional": True}},
+            ]
+        },
+    }
+    with pytest.raises(VolumeMountError) as info:
+        plan_volume(make_pod([volume]), volume, StaticSources())
+    assert info.value.detail == '[configmap "a" not found, secret "b" not found]'
+
+
+def test_projected_conflicting_paths_are_rejected() -> None:
+    volume = {
+        "name": "p",
+        "projected": {
+            "sources": [
+                {"configMap": {"name": "a", "items": [{"key": "k", "path": "x"}]}},
+                {"configMap": {"name": "a", "items": [{"key": "k", "path": "x/y"}]}},
+            ]
+        },
+    }
+    sources = StaticSources(configmaps={"a": {"data": {"k": "v"}}})
+    with pytest.raises(InvalidInput, match="conflicting paths"):
+        plan_volume(make_pod([volume]), volume, sources)
+
+
+def test_service_account_token_projection_modes() -> None:
+    volume = {
+        "name": "token",
+        "projected": {
+            "defaultMode": 0o420,
+            "sources": [{"serviceAccountToken": {"path": "token", "audience": "vault"}}],
+        },
+    }
+    seen: list[tuple[str, int]] = []
+
+    def token(audience: str, expiration: int) -> str:
+        seen.append((audience, expiration))
+        return SECRET_VALUE
+
+    payload = plan_volume(make_pod([volume]), volume, StaticSources(), token=token)
+    assert payload == {"token": FileSpec(SECRET_VALUE.encode(), 0o420)}
+    assert seen == [("vault", 3600)]
+    pod = make_pod([volume])
+    pod["spec"]["securityContext"] = {"fsGroup": 2000, "runAsUser": 1000}
+    payload = plan_volume(pod, volume, StaticSources(), token="t")
+    assert payload["token"].mode == 0o600 and payload["token"].owner == 1000
+    with pytest.raises(VolumeMountError, match="no token source"):
+        plan_volume(make_pod([volume]), volume, StaticSources())
+
+
+def test_volume_ownership() -> None:
+    pod = make_pod([])
+    assert volume_ownership(pod) == Ownership()
+    pod["spec"]["securityContext"] = {"fsGroup": 5, "runAsUser": 7}
+    assert volume_ownership(pod) == Ownership(7, 5)
+    pod["spec"]["containers"].append(
+        {"name": "d", "image": "x", "securityContext": {"runAsUser": 8}}
+    )
+    assert volume_ownership(pod) == Ownership(None, 5)
+
+
+def test_doctests() -> None:
+    for module in (plan_module, downward_module):
+        assert doctest.testmod(module).failed == 0
+
+
+# ---------------------------------------------------------------- atomic writer (real files)
+
+
+def test_writer_layout_update_and_no_op(tmp_path: Path) -> None:
+    target = tmp_path / "vol"
+    assert write_volume(target, {"a": FileSpec(b"1"), "d/e": FileSpec(b"2", 0o600)})
+    data_dir = os.readlink(target / "..data")
+    assert data_dir.startswith("..") and (target / data_dir).is_dir()
+    assert os.readlink(target / "a") == "..data/a"
+    assert os.readlink(target / "d") == "..data/d"
+    assert (target / "d" / "e").read_bytes() == b"2"
+    assert stat.S_IMODE((target / "d/e").stat().st_mode) == 0o600
+    assert stat.S_IMODE((target / "a").stat().st_mode) == 0o644
+    assert stat.S_IMODE((target / data_dir).stat().st_mode) == 0o755
+
+    assert not write_volume(target, {"a": FileSpec(b"1"), "d/e": FileSpec(b"2", 0o600)})
+    assert os.readlink(target / "..data") == data_dir
+
+    assert write_volume(target, {"a": FileSpec(b"1"), "d/e": FileSpec(b"2", 0o640)})
+    assert write_volume(target, {"a": FileSpec(b"changed"), "f": FileSpec(b"3")})
+    new_dir = os.readlink(target / "..data")
+    assert new_dir != data_dir and not (target / data_dir).exists()
+    assert not os.path.lexists(target / "d")
+    assert read_volume(target) == {"a": b"changed", "f": b"3"}
+    assert sorted(p.name for p in target.iterdir()) == sorted(["..data", new_dir, "a", "f"])
+
+
+def test_writer_empty_payload(tmp_path: Path) -> None:
+    target = tmp_path / "vol"
+    assert write_volume(target, {})
+    assert read_volume(target) == {}
+    assert not write_volume(target, {})
+
+
+def test_readers_never_see_a_half_written_volume(tmp_path: Path) -> None:
+    target = tmp_path / "vol"
+    size = 256 * 1024
+    names = ["a", "b", "sub/c"]
+
+    def payload(version: int) -> dict[str, FileSpec]:
+        return {n: FileSpec(bytes([65 + version % 26]) * size) for n in names}
+
+    write_volume(target, payload(0))
+    stop = threading.Event()
+    problems: list[str] = []
+    reads = 0
+
+    def reader() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            for name in names:
+                try:
+                    content = (target / name).read_bytes()
+                except OSError as exc:
+                    problems.append(f"{name}: {exc!r}")
+                    continue
+                if len(content) != size or len(set(content)) != 1:
+                    problems.append(f"{name}: torn content")
+            reads += 1
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for version in range(1, 80):
+            assert write_volume(target, payload(version))
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert reads > 0
+    assert problems == []
+    assert (target / "a").read_bytes() == payload(79)["a"].data
+
+
+def test_ownership_with_fs_group(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root to chown (the suite runs as root)")
+    target = tmp_path / "vol"
+    write_volume(
+        target,
+        {"k": FileSpec(b"v", 0o400), "dir/t": FileSpec(b"t", 0o600, owner=4321)},
+        owner=Ownership(uid=1234, gid=2345),
+    )
+    info = (target / "k").stat()
+    assert (info.st_uid, info.st_gid) == (1234, 2345)
+    assert stat.S_IMODE(info.st_mode) == 0o440
+    token = (target / "dir" / "t").stat()
+    assert (token.st_uid, token.st_gid, stat.S_IMODE(token.st_mode)) == (4321, 2345, 0o640)
+    data_dir = (target / "..data").stat()
+    assert data_dir.st_gid == 2345 and data_dir.st_mode & stat.S_ISGID
+    assert not write_volume(
+        target,
+        {"k": FileSpec(b"v", 0o400), "dir/t": FileSpec(b"t", 0o600, owner=4321)},
+        owner=Ownership(uid=1234, gid=2345),
+    )
+
+
+# ---------------------------------------------------------------- middleware (real dirs)
+
+
+@attrs.define
+class Recorder:
+    """A backend recording the volume paths it receives."""
+
+    created: list[dict[str, str]] = attrs.field(factory=list)
+    updated: list[dict[str, str]] = attrs.field(factory=list)
+    deleted: int = 0
+    missing: bool = False
+
+    async def create_pod(self, pod: dict[str, Any], /, *, volume_paths: Any = None) -> None:
+        self.created.append(dict(volume_paths))
+
+    async def update_pod(self, pod: dict[str, Any], /, *, volume_paths: Any = None) -> None:
+        self.updated.append(dict(volume_paths))
+
+    async def delete_pod(self, pod: dict[str, Any], grace: int | None, /) -> None:
+        if self.missing:
+            raise NotFound("no such pod")
+        self.deleted += 1
+
+
+@attrs.define
+class Sources:
+    """An async SourceReader over mutable dicts."""
+
+    configmaps: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    secrets: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    reads: int = 0
+
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads += 1
+        return self.configmaps.get(name)
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads += 1
+        return self.secrets.get(name)
+
+
+@attrs.define
+class Events:
+    events: list[tuple[str, str, str]] = attrs.field(factory=list)
+
+    def emit(self, pod: dict[str, Any], *, type: str, reason: str, message: str) -> None:
+        self.events.append((type, reason, message))
+
+
+@attrs.define
+class FakeTokens:
+    issued: int = 0
+
+    async def token(
+        self, namespace: str, account: str, audience: str, expiration: int, pod: Any, /
+    ) -> str:
+        self.issued += 1
+        return f"token-{self.issued}-{namespace}-{account}-{audience}-{expiration}"
+
+
+FULL_VOLUMES: list[dict[str, Any]] = [
+    {"name": "config", "configMap": {"name": "cm"}},
+    {"name": "creds", "secret": {"secretName": "s", "defaultMode": 0o400}},
+    {
+        "name": "info",
+        "downwardAPI": {
+            "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+        },
+    },
+    {
+        "name": "proj",
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 600}},
+                {"configMap": {"name": "cm", "items": [{"key": "a", "path": "cfg/a"}]}},
+            ]
+        },
+    },
+    {"name": "scratch", "emptyDir": {}},
+]
+
+
+@pytest.mark.anyio
+async def test_middleware_materializes_passes_paths_and_cleans_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sources = Sources(
+        configmaps={"cm": {"data": {"a": "1"}}}, secrets={"s": {"data": {"pw": b64(SECRET_VALUE)}}}
+    )
+    tokens = FakeTokens()
+    events = Events()
+    volumes = Volumes(tmp_path / "pods", sources, tokens, events)
+    backend = Recorder()
+    pipeline = compose(volumes, backend=backend)
+    pod = make_pod(FULL_VOLUMES, labels={"app": "web"})
+    await pipeline(CreatePod(pod=pod))
+
+    pod_dir = tmp_path / "pods" / "default_web_u-1"
+    assert stat.S_IMODE(pod_dir.stat().st_mode) == 0o700
+    paths = backend.created[0]
+    assert paths == {v["name"]: str(pod_dir / "volumes" / v["name"]) for v in FULL_VOLUMES}
+    assert read_volume(Path(paths["config"])) == {"a": b"1"}
+    assert read_volume(Path(paths["creds"])) == {"pw": SECRET_VALUE.encode()}
+    assert stat.S_IMODE((Path(paths["creds"]) / "pw").stat().st_mode) == 0o400
+    assert (Path(paths["info"]) / "labels").read_text() == 'app="web"'
+    assert (Path(paths["proj"]) / "token").read_text() == "token-1-default-default--600"
+    assert (Path(paths["proj"]) / "cfg" / "a").read_text() == "1"
+    scratch = Path(paths["scratch"])
+    assert stat.S_IMODE(lstat(scratch).st_mode) == 0o777
+    (scratch / "keep").write_text("me")
+
+    # Update: labels change -> downward file changes; emptyDir content survives.
+    await pipeline(UpdatePod(pod=make_pod(FULL_VOLUMES, labels={"app": "api"})))
+    assert (Path(paths["info"]) / "labels").read_text() == 'app="api"'
+    assert (scratch / "keep").read_text() == "me"
+    assert backend.updated == [paths]
+
+    await pipeline(DeletePod(pod=pod))
+    assert backend.deleted == 1 and not pod_dir.exists()
+
+    emitted = caplog.text + repr(events.events)
+    assert SECRET_VALUE not in emitted and "token-1" not in emitted
+
+
+@pytest.mark.anyio
+async def test_missing_source_fails_mount_then_succeeds_when_created(tmp_path: Path) -> None:
+    sources = Sources()
+    events = Events()
+    backend = Recorder()
+    pipeline = compose(Volumes(tmp_path, sources, events=events), backend=backend)
+    pod = make_pod([{"name": "config", "configMap": {"name": "cm"}}])
+    with pytest.raises(VolumeMountError) as info:
+        await pipeline(CreatePod(pod=pod))
+    assert backend.created == []
+    assert events.events == [
+        (
+            "Warning",
+            "FailedMount",
+            'MountVolume.SetUp failed for volume "config" : configmap "cm" not found',
+        )
+    ]
+    assert info.value.message == events.events[0][2]
+    sources.configmaps["cm"] = {"data": {"k": "v"}}
+    await pipeline(CreatePod(pod=pod))
+    assert read_volume(Path(backend.created[0]["config"])) == {"k": b"v"}
+
+
+@pytest.mark.anyio
+async def test_refresh_updates_sources_and_keeps_content_when_source_vanishes(
+    tmp_path: Path,
+) -> None:
+    sources = Sources(configmaps={"cm": {"data": {"k": "v1"}}})
+    events = Events()
+    volumes = Volumes(tmp_path, sources, events=events)
+    backend = Recorder()
+    pod = make_pod([{"name": "config", "configMap": {"name": "cm"}}])
+    await compose(volumes, backend=backend)(CreatePod(pod=pod))
+    target = Path(backend.created[0]["config"])
+    first = os.readlink(target / "..data")
+
+    await volumes.refresh()
+    assert os.readlink(target / "..data") == first  # unchanged: no swap
+
+    sources.configmaps["cm"] = {"data": {"k": "v2", "new": "n"}}
+    await volumes.refresh(pod)
+    assert read_volume(target) == {"k": b"v2", "new": b"n"}
+
+    del sources.configmaps["cm"]
+    await volumes.refresh()
+    assert read_volume(target) == {"k": b"v2", "new": b"n"}
+    assert events.events[-1][1] == "FailedMount"
+
+
+@pytest.mark.anyio
+async def test_tokens_rotate_at_80_percent_of_their_lifetime(tmp_path: Path) -> None:
+    clock = FakeClock()
+    tokens = FakeTokens()
+    volumes = Volumes(tmp_path, Sources(), tokens, clock=clock.time)
+    pod = make_pod(
+        [
+            {
+                "name": "t",
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"path": "token", "expirationSeconds": 1000}}
+                    ]
+                },
+            }
+        ]
+    )
+    paths = await volumes.materialize(pod)
+    token_file = Path(paths["t"]) / "token"
+    assert token_file.read_text().startswith("token-1-")
+    clock.advance(799)
+    await volumes.refresh()
+    assert tokens.issued == 1
+    clock.advance(1)
+    await volumes.refresh()
+    assert tokens.issued == 2 and token_file.read_text().startswith("token-2-")
+    assert volumes.tokens is not None and volumes.tokens.next_refresh() == 1600
+
+    # run(): sleeps until the next renewal is due (fake sleep), then re-syncs.
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+        if len(sleeps) == 2:
+            raise anyio.get_cancelled_exc_class()
+
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        await volumes.run(interval=60.0, sleep=fake_sleep)
+    assert sleeps == [60.0, 60.0]
+
+    await volumes.remove(pod)
+    assert volumes.tokens.next_refresh() is None
+
+
+@pytest.mark.anyio
+async def test_token_cache_key_and_forget() -> None:
+    clock = FakeClock()
+    cache = TokenCache(FakeTokens(), clock=clock.time)
+    pod = make_pod([])
+    pod["spec"]["serviceAccountName"] = "builder"
+    first = await cache.get(pod, "aud", 100)
+    assert first == "token-1-default-builder-aud-100"
+    assert await cache.get(pod, "aud", 100) == first
+    assert await cache.get(pod, "other", 100) != first
+    cache.forget("u-1")
+    assert await cache.get(pod, "aud", 100) != first
+
+
+@pytest.mark.anyio
+async def test_ownership_and_unsupported_volumes(tmp_path: Path) -> None:
+    volumes = Volumes(tmp_path, Sources(configmaps={"cm": {"data": {"k": "v"}}}), chown=True)
+    pod = make_pod(
+        [{"name": "config", "configMap": {"name": "cm"}}, {"name": "scratch", "emptyDir": {}}]
+    )
+    pod["spec"]["securityContext"] = {"runAsUser": 1500, "fsGroup": 2500}
+    paths = await volumes.materialize(pod)
+    pod_dir = tmp_path / "default_web_u-1"
+    assert (pod_dir.stat().st_uid, pod_dir.stat().st_gid) == (1500, 2500)
+    assert stat.S_IMODE(pod_dir.stat().st_mode) == 0o700
+    file_info = (Path(paths["config"]) / "k").stat()
+    assert (file_info.st_uid, file_info.st_gid, stat.S_IMODE(file_info.st_mode)) == (
+        1500,
+        2500,
+        0o644,
+    )
+    scratch = lstat(paths["scratch"])
+    assert scratch.st_gid == 2500 and scratch.st_mode & stat.S_ISGID
+
+    pvc = make_pod([{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}])
+    with pytest.raises(Unsupported, match='volume "data"'):
+        await volumes.materialize(pvc)
+    with pytest.raises(InvalidInput):
+        await volumes.materialize(make_pod([{"name": "../x", "emptyDir": {}}]))
+
+
+@pytest.mark.anyio
+async def test_host_path_volumes(tmp_path: Path) -> None:
+    volumes = Volumes(tmp_path / "pods", Sources())
+    made = tmp_path / "made"
+    pod = make_pod([{"name": "h", "hostPath": {"path": str(made), "type": "DirectoryOrCreate"}}])
+    assert await volumes.materialize(pod) == {"h": str(made)}
+    assert made.is_dir()
+    bad = make_pod([{"name": "h", "hostPath": {"path": str(tmp_path / "no"), "type": "File"}}])
+    with pytest.raises(VolumeMountError, match="hostPath type check failed"):
+        await volumes.materialize(bad)
+    closed = Volumes(tmp_path / "pods", Sources(), allow_host_path=False)
+    with pytest.raises(Unsupported):
+        await closed.materialize(pod)
+
+
+@pytest.mark.anyio
+async def test_delete_of_unknown_pod_still_removes_its_directory(tmp_path: Path) -> None:
+    backend = Recorder(missing=True)
+    volumes = Volumes(tmp_path, Sources())
+    pod = make_pod([{"name": "scratch", "emptyDir": {}}])
+    await volumes.materialize(pod)
+    with pytest.raises(NotFound):
+        await compose(volumes, backend=backend)(DeletePod(pod=pod))
+    assert not (tmp_path / "default_web_u-1").exists()
+
+
+@pytest.mark.anyio
+async def test_other_ops_pass_through(tmp_path: Path) -> None:
+    seen: list[Op] = []
+
+    async def handler(op: Op) -> str:
+        seen.append(op)
+        return "ok"
+
+    op = CreatePod(pod=make_pod([]), node=NodeInfo(name="n"))
+    assert await Volumes(tmp_path, Sources())(op, handler) == "ok"
+    assert seen[0].volume_paths == {}  # type: ignore[attr-defined]
