@@ -21,8 +21,9 @@ from vkcompose.errors import InvalidInput, NotFound, Unsupported
 from vkcompose.middlewares.volumes import (
     DEFAULT_MODE,
     FileSpec,
+    KubeTokenSource,
     Ownership,
-    StaticSources,
+    SourceSnapshot,
     TokenCache,
     VolumeMountError,
     Volumes,
@@ -87,7 +88,7 @@ def test_no_checked_path_escapes_the_volume(path: str) -> None:
 )
 def test_escaping_paths_are_rejected_naming_volume_and_path(path: str) -> None:
     volume = {"name": "cfg", "configMap": {"name": "cm", "items": [{"key": "k", "path": path}]}}
-    sources = StaticSources(configmaps={"cm": {"data": {"k": "v"}}})
+    sources = SourceSnapshot(configmaps={"cm": {"data": {"k": "v"}}})
     with pytest.raises(InvalidInput) as info:
         plan_volume(make_pod([volume]), volume, sources)
     assert 'volume "cfg"' in info.value.message
@@ -104,7 +105,7 @@ def test_written_files_stay_inside_the_volume(tmp_path: Path, paths: list[str]) 
     volume = {"name": "vol", "configMap": {"name": "cm", "items": items}}
     try:
         payload = plan_volume(
-            make_pod([volume]), volume, StaticSources(configmaps={"cm": {"data": {"k": "v"}}})
+            make_pod([volume]), volume, SourceSnapshot(configmaps={"cm": {"data": {"k": "v"}}})
         )
     except InvalidInput:
         return
@@ -123,7 +124,7 @@ def test_written_files_stay_inside_the_volume(tmp_path: Path, paths: list[str]) 
 
 def test_configmap_all_keys_with_binary_data_and_default_mode() -> None:
     volume = {"name": "cfg", "configMap": {"name": "cm"}}
-    sources = StaticSources(
+    sources = SourceSnapshot(
         configmaps={"cm": {"data": {"a": "1", "b": "2"}, "binaryData": {"bin": b64("\x00\x01")}}}
     )
     payload = plan_volume(make_pod([volume]), volume, sources)
@@ -143,7 +144,7 @@ def test_configmap_items_modes_and_default_mode() -> None:
             "items": [{"key": "a", "path": "x/a.txt", "mode": 0o640}, {"key": "b", "path": "b"}],
         },
     }
-    sources = StaticSources(configmaps={"cm": {"data": {"a": "1", "b": "2", "c": "3"}}})
+    sources = SourceSnapshot(configmaps={"cm": {"data": {"a": "1", "b": "2", "c": "3"}}})
     payload = plan_volume(make_pod([volume]), volume, sources)
     assert payload == {"x/a.txt": FileSpec(b"1", 0o640), "b": FileSpec(b"2", 0o400)}
 
@@ -152,13 +153,13 @@ def test_configmap_items_modes_and_default_mode() -> None:
 def test_invalid_modes_are_rejected(mode: Any) -> None:
     volume = {"name": "cfg", "configMap": {"name": "cm", "defaultMode": mode}}
     with pytest.raises(InvalidInput, match='volume "cfg"'):
-        plan_volume(make_pod([volume]), volume, StaticSources(configmaps={"cm": {}}))
+        plan_volume(make_pod([volume]), volume, SourceSnapshot(configmaps={"cm": {}}))
 
 
 def test_missing_mandatory_configmap_has_the_kubelet_message() -> None:
     volume = {"name": "config-volume", "configMap": {"name": "special-config"}}
     with pytest.raises(VolumeMountError) as info:
-        plan_volume(make_pod([volume]), volume, StaticSources())
+        plan_volume(make_pod([volume]), volume, SourceSnapshot())
     assert info.value.reason == "FailedMount"
     assert info.value.message == (
         'MountVolume.SetUp failed for volume "config-volume" : configmap "special-config" not found'
@@ -167,9 +168,9 @@ def test_missing_mandatory_configmap_has_the_kubelet_message() -> None:
 
 def test_missing_optional_sources_give_empty_volumes_or_skip_items() -> None:
     missing = {"name": "v", "configMap": {"name": "nope", "optional": True}}
-    assert plan_volume(make_pod([missing]), missing, StaticSources()) == {}
+    assert plan_volume(make_pod([missing]), missing, SourceSnapshot()) == {}
     secret = {"name": "v", "secret": {"secretName": "nope", "optional": True}}
-    assert plan_volume(make_pod([secret]), secret, StaticSources()) == {}
+    assert plan_volume(make_pod([secret]), secret, SourceSnapshot()) == {}
     items = {
         "name": "v",
         "configMap": {
@@ -178,7 +179,7 @@ def test_missing_optional_sources_give_empty_volumes_or_skip_items() -> None:
             "items": [{"key": "there", "path": "t"}, {"key": "gone", "path": "g"}],
         },
     }
-    sources = StaticSources(configmaps={"cm": {"data": {"there": "1"}}})
+    sources = SourceSnapshot(configmaps={"cm": {"data": {"there": "1"}}})
     assert list(plan_volume(make_pod([items]), items, sources)) == ["t"]
 
 
@@ -187,17 +188,17 @@ def test_missing_mandatory_keys_are_errors() -> None:
     with pytest.raises(
         VolumeMountError, match="configmap references non-existent config key: gone"
     ):
-        plan_volume(make_pod([volume]), volume, StaticSources(configmaps={"cm": {"data": {}}}))
+        plan_volume(make_pod([volume]), volume, SourceSnapshot(configmaps={"cm": {"data": {}}}))
     secret = {"name": "v", "secret": {"secretName": "s", "items": [{"key": "gone", "path": "g"}]}}
     with pytest.raises(VolumeMountError, match="references non-existent secret key: gone"):
-        plan_volume(make_pod([secret]), secret, StaticSources(secrets={"s": {"data": {}}}))
+        plan_volume(make_pod([secret]), secret, SourceSnapshot(secrets={"s": {"data": {}}}))
     with pytest.raises(VolumeMountError, match='secret "s" not found'):
-        plan_volume(make_pod([secret]), secret, StaticSources())
+        plan_volume(make_pod([secret]), secret, SourceSnapshot())
 
 
 def test_secret_volume_decodes_base64_and_hides_content() -> None:
     volume = {"name": "creds", "secret": {"secretName": "s", "defaultMode": 0o400}}
-    sources = StaticSources(secrets={"s": {"data": {"password": b64(SECRET_VALUE)}}})
+    sources = SourceSnapshot(secrets={"s": {"data": {"password": b64(SECRET_VALUE)}}})
     payload = plan_volume(make_pod([volume]), volume, sources)
     assert payload["password"].data == SECRET_VALUE.encode()
     assert payload["password"].mode == 0o400
@@ -206,7 +207,7 @@ def test_secret_volume_decodes_base64_and_hides_content() -> None:
 
 def test_bad_secret_base64_does_not_leak_the_value() -> None:
     volume = {"name": "creds", "secret": {"secretName": "s"}}
-    sources = StaticSources(secrets={"s": {"data": {"k": SECRET_VALUE + "!"}}})
+    sources = SourceSnapshot(secrets={"s": {"data": {"k": SECRET_VALUE + "!"}}})
     with pytest.raises(VolumeMountError) as info:
         plan_volume(make_pod([volume]), volume, sources)
     assert SECRET_VALUE not in str(info.value)
@@ -221,7 +222,7 @@ def test_docs_configmap_volume_with_items() -> None:
             "items": [{"key": "SPECIAL_LEVEL", "path": "keys"}],
         },
     }
-    sources = StaticSources(
+    sources = SourceSnapshot(
         configmaps={"special-config": {"data": {"SPECIAL_LEVEL": "very", "SPECIAL_TYPE": "charm"}}}
     )
     assert plan_volume(make_pod([volume]), volume, sources) == {"keys": FileSpec(b"very")}
@@ -254,7 +255,7 @@ DOCS_DOWNWARD_POD: dict[str, Any] = {
 
 def test_docs_downward_api_volume_labels_and_annotations() -> None:
     pod = DOCS_DOWNWARD_POD
-    payload = plan_volume(pod, pod["spec"]["volumes"][0], StaticSources())
+    payload = plan_volume(pod, pod["spec"]["volumes"][0], SourceSnapshot())
     assert payload["labels"].data == (
         b'cluster="test-cluster1"\nrack="rack-22"\nzone="us-est-coast"'
     )
@@ -273,7 +274,7 @@ def test_downward_api_escaping_single_fields_and_unsupported_paths() -> None:
         },
     }
     pod = make_pod([volume], annotations={"note": 'say "hi"\n\tbye'})
-    payload = plan_volume(pod, volume, StaticSources())
+    payload = plan_volume(pod, volume, SourceSnapshot())
     assert payload["name"].data == b"web"
     assert payload["note"].data == b'say "hi"\n\tbye'
     assert payload["all"].data == b'note="say \\"hi\\"\\n\\tbye"'
@@ -282,7 +283,7 @@ def test_downward_api_escaping_single_fields_and_unsupported_paths() -> None:
         "downwardAPI": {"items": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]},
     }
     with pytest.raises(InvalidInput, match=r"unsupported fieldPath: status\.podIP"):
-        plan_volume(pod, bad, StaticSources())
+        plan_volume(pod, bad, SourceSnapshot())
 
 
 def test_docs_projected_volume() -> None:
@@ -322,7 +323,7 @@ def test_docs_projected_volume() -> None:
     }
     pod = make_pod([volume], labels={"app": "demo"})
     pod["spec"]["containers"] = [{"name": "container-test", "image": "busybox"}]
-    sources = StaticSources(
+    sources = SourceSnapshot(
         configmaps={"myconfigmap": {"data": {"config": "cfg-data"}}},
         secrets={"mysecret": {"data": {"username": b64("admin")}}},
     )
@@ -347,7 +348,7 @@ def test_projected_collects_errors_and_skips_optional() -> None:
         },
     }
     with pytest.raises(VolumeMountError) as info:
-        plan_volume(make_pod([volume]), volume, StaticSources())
+        plan_volume(make_pod([volume]), volume, SourceSnapshot())
     assert info.value.detail == '[configmap "a" not found, secret "b" not found]'
 
 
@@ -361,7 +362,7 @@ def test_projected_conflicting_paths_are_rejected() -> None:
             ]
         },
     }
-    sources = StaticSources(configmaps={"a": {"data": {"k": "v"}}})
+    sources = SourceSnapshot(configmaps={"a": {"data": {"k": "v"}}})
     with pytest.raises(InvalidInput, match="conflicting paths"):
         plan_volume(make_pod([volume]), volume, sources)
 
@@ -380,15 +381,15 @@ def test_service_account_token_projection_modes() -> None:
         seen.append((audience, expiration))
         return SECRET_VALUE
 
-    payload = plan_volume(make_pod([volume]), volume, StaticSources(), token=token)
+    payload = plan_volume(make_pod([volume]), volume, SourceSnapshot(), token=token)
     assert payload == {"token": FileSpec(SECRET_VALUE.encode(), 0o420)}
     assert seen == [("vault", 3600)]
     pod = make_pod([volume])
     pod["spec"]["securityContext"] = {"fsGroup": 2000, "runAsUser": 1000}
-    payload = plan_volume(pod, volume, StaticSources(), token="t")
+    payload = plan_volume(pod, volume, SourceSnapshot(), token="t")
     assert payload["token"].mode == 0o600 and payload["token"].owner == 1000
     with pytest.raises(VolumeMountError, match="no token source"):
-        plan_volume(make_pod([volume]), volume, StaticSources())
+        plan_volume(make_pod([volume]), volume, SourceSnapshot())
 
 
 def test_volume_ownership() -> None:
@@ -800,3 +801,27 @@ async def test_other_ops_pass_through(tmp_path: Path) -> None:
     op = CreatePod(pod=make_pod([]), node=NodeInfo(name="n"))
     assert await Volumes(tmp_path, Sources())(op, handler) == "ok"
     assert seen[0].volume_paths == {}  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- TokenRequest over real HTTP
+
+
+@pytest.mark.anyio
+async def test_token_request_errors_become_failed_mount(tmp_path: Path, apiserver: Any) -> None:
+    api = await apiserver.api_client()
+    try:
+        events = Events()
+        volumes = Volumes(tmp_path, Sources(), KubeTokenSource(api), events)
+        pod = make_pod(
+            [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]
+        )
+        pod["spec"]["serviceAccountName"] = "nope"
+        with pytest.raises(VolumeMountError) as info:
+            await volumes.materialize(pod)
+    finally:
+        await api.close()
+    assert info.value.message == (
+        'MountVolume.SetUp failed for volume "t" : '
+        'failed to fetch token: serviceaccounts "nope" not found'
+    )
+    assert events.events == [("Warning", "FailedMount", info.value.message)]

@@ -34,7 +34,7 @@ from vkcompose.middlewares.volumes.plan import (
     DEFAULT_TOKEN_EXPIRATION,
     FileSpec,
     Ownership,
-    StaticSources,
+    SourceSnapshot,
     VolumeMountError,
     plan_volume,
     volume_kind,
@@ -331,7 +331,7 @@ class Volumes:
                 if inspect.isawaitable(value):
                     value = await value
                 fetched[ref] = value
-        snapshot = StaticSources(
+        snapshot = SourceSnapshot(
             configmaps={n: v for (k, n), v in fetched.items() if k == "configmap"},
             secrets={n: v for (k, n), v in fetched.items() if k == "secret"},
         )

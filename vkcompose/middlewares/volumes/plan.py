@@ -3,12 +3,12 @@
 :func:`plan_volume` turns one ``configMap``, ``secret``, ``downwardAPI`` or ``projected``
 volume of a pod into a payload: relative path → :class:`FileSpec` (content + mode). Sources
 (ConfigMaps, Secrets) are read through any object with synchronous ``get_configmap`` /
-``get_secret`` — :class:`StaticSources` for a snapshot.
+``get_secret`` — :class:`SourceSnapshot` for a snapshot.
 
 >>> pod = {"metadata": {"name": "p", "namespace": "default"}}
 >>> volume = {"name": "config", "configMap": {"name": "game", "items": [
 ...     {"key": "lives", "path": "game/lives", "mode": 0o600}]}}
->>> sources = StaticSources(configmaps={"game": {"data": {"lives": "3", "color": "red"}}})
+>>> sources = SourceSnapshot(configmaps={"game": {"data": {"lives": "3", "color": "red"}}})
 >>> plan_volume(pod, volume, sources)
 {'game/lives': FileSpec(mode=0o600, owner=None)}
 """
@@ -110,7 +110,7 @@ class SyncSourceReader(Protocol):
 
 
 @attrs.frozen
-class StaticSources:
+class SourceSnapshot:
     """A snapshot of ConfigMaps and Secrets by name (any namespace): a :class:`SyncSourceReader`."""
 
     configmaps: Mapping[str, JSON | None] = attrs.field(factory=dict)
@@ -405,7 +405,7 @@ __all__ = [
     "DEFAULT_TOKEN_EXPIRATION",
     "FileSpec",
     "Ownership",
-    "StaticSources",
+    "SourceSnapshot",
     "SyncSourceReader",
     "TokenFor",
     "VolumeMountError",
