@@ -46,8 +46,8 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def lstat(path: str | Path) -> os.stat_result:
-    return os.lstat(path)
+def stat_of(path: str | Path) -> os.stat_result:
+    return os.stat(path)
 
 
 def make_pod(volumes: list[dict[str, Any]], **meta: Any) -> dict[str, Any]:
@@ -613,7 +613,7 @@ async def test_middleware_materializes_passes_paths_and_cleans_up(
     assert (Path(paths["proj"]) / "token").read_text() == "token-1-default-default--600"
     assert (Path(paths["proj"]) / "cfg" / "a").read_text() == "1"
     scratch = Path(paths["scratch"])
-    assert stat.S_IMODE(lstat(scratch).st_mode) == 0o777
+    assert stat.S_IMODE(stat_of(scratch).st_mode) == 0o777
     (scratch / "keep").write_text("me")
 
     # Update: labels change -> downward file changes; emptyDir content survives.
@@ -754,7 +754,7 @@ async def test_ownership_and_unsupported_volumes(tmp_path: Path) -> None:
         2500,
         0o644,
     )
-    scratch = lstat(paths["scratch"])
+    scratch = stat_of(paths["scratch"])
     assert scratch.st_gid == 2500 and scratch.st_mode & stat.S_ISGID
 
     pvc = make_pod([{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}])
@@ -825,3 +825,16 @@ async def test_token_request_errors_become_failed_mount(tmp_path: Path, apiserve
         'failed to fetch token: serviceaccounts "nope" not found'
     )
     assert events.events == [("Warning", "FailedMount", info.value.message)]
+
+
+@pytest.mark.anyio
+async def test_without_chown_files_keep_our_owner(tmp_path: Path) -> None:
+    volumes = Volumes(tmp_path, Sources(), FakeTokens(), chown=False)
+    pod = make_pod(
+        [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]
+    )
+    pod["spec"]["securityContext"] = {"runAsUser": 1500, "fsGroup": 2500}
+    paths = await volumes.materialize(pod)
+    info = stat_of(Path(paths["t"]) / "token")
+    assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
+    assert stat.S_IMODE(info.st_mode) == 0o600

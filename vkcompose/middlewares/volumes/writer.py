@@ -131,7 +131,8 @@ def write_volume(
     """Atomically make ``target`` hold exactly ``payload``; return whether anything changed.
 
     ``target`` is created (0755) if missing. ``owner`` (only meaningful when running as root)
-    chowns the new version before it becomes visible. Not safe for concurrent calls on the same
+    chowns the new version before it becomes visible; without it, ``FileSpec.owner`` is
+    ignored too. Not safe for concurrent calls on the same
     ``target``: callers serialize them.
     """
     volume = target.name
@@ -156,10 +157,6 @@ def write_volume(
         _write_files(clean, new_dir)
         if owner:
             set_ownership(new_dir, owner, file_owners={p: s.owner for p, s in clean.items()})
-        else:
-            for path, spec in clean.items():
-                if spec.owner is not None:
-                    os.chown(new_dir / path, spec.owner, -1, follow_symlinks=False)
         for top in {path.split("/", 1)[0] for path in clean}:
             visible = target / top
             if not os.path.lexists(visible):
