@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vkcompose.errors import InvalidInput, NotFound, Unsupported
+from vkcompose.errors import InvalidInput, NotFound, TemporaryError, Unsupported
 from vkcompose.middlewares.volumes import (
     DEFAULT_MODE,
     FileSpec,
@@ -838,3 +838,41 @@ async def test_without_chown_files_keep_our_owner(tmp_path: Path) -> None:
     info = stat_of(Path(paths["t"]) / "token")
     assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
     assert stat.S_IMODE(info.st_mode) == 0o600
+
+
+@pytest.mark.anyio
+async def test_run_does_not_spin_when_a_token_cannot_be_renewed(tmp_path: Path) -> None:
+    clock = FakeClock()
+
+    @attrs.define
+    class FlakyTokens:
+        calls: int = 0
+
+        async def token(self, *args: Any) -> str:
+            self.calls += 1
+            if self.calls > 1:
+                raise TemporaryError("failed to fetch token: API unavailable")
+            return "t1"
+
+    events = Events()
+    source = FlakyTokens()
+    volumes = Volumes(tmp_path, Sources(), source, events, clock=clock.time)
+    pod = make_pod(
+        [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]
+    )
+    paths = await volumes.materialize(pod)
+    clock.advance(3000)  # past 80 % of 3600 s
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+        if len(sleeps) == 3:
+            raise anyio.get_cancelled_exc_class()
+
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        await volumes.run(interval=60.0, sleep=fake_sleep)
+    assert sleeps == [5.0, 5.0, 5.0]
+    assert (Path(paths["t"]) / "token").read_text() == "t1"  # old token kept
+    assert events.events[-1][1] == "FailedMount"
+    assert "API unavailable" in events.events[-1][2]

@@ -232,17 +232,22 @@ class Volumes:
         self,
         interval: float = 60.0,
         *,
+        min_delay: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        """Re-sync forever: every ``interval`` seconds, or sooner when a token needs renewal."""
+        """Re-sync forever: every ``interval`` seconds, or sooner when a token needs renewal.
+
+        Never sooner than ``min_delay`` after the previous pass, so a token that cannot be
+        renewed (API down) does not turn the loop into a busy retry.
+        """
         now = clock or (self.tokens.clock if self.tokens else time.monotonic)
         while True:
             delay = interval
             if self.tokens is not None:
                 due = self.tokens.next_refresh()
                 if due is not None:
-                    delay = max(0.0, min(interval, due - now()))
+                    delay = max(min(min_delay, interval), min(interval, due - now()))
             await sleep(delay)
             await self.refresh()
 
