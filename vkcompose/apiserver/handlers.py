@@ -78,9 +78,20 @@ class _Target:
         self.watch_prefix = watch_prefix
 
 
+def _tables_available() -> bool:
+    try:
+        importlib.import_module("vkcompose.apiserver.tables")
+    except ImportError:  # pragma: no cover - until the tables module is installed
+        return False
+    return True
+
+
+_TABLES = _tables_available()
+
+
 def _wants_table(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
-    return "as=Table" in accept
+    return _TABLES and "as=Table" in accept
 
 
 def _parse_bool(value: str | None) -> bool:
@@ -171,7 +182,7 @@ class APIHandler:
         path: str,
         name: str = "",
     ) -> None:
-        if user is ANONYMOUS and not self.require_auth:
+        if user is ANONYMOUS and (not self.require_auth or path in _PUBLIC_PATHS):
             return
         resource = rt.plural if rt else ""
         if not allowed(user, verb, resource, namespace):
