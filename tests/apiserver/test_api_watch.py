@@ -24,7 +24,7 @@ def cm(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str
     }
 
 
-async def collect(stream: Any, n: int, timeout: float = 10) -> list[tuple[str, dict[str, Any]]]:
+async def collect(stream: Any, n: int, limit_s: float = 10) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
 
     async def run() -> None:
@@ -33,7 +33,7 @@ async def collect(stream: Any, n: int, timeout: float = 10) -> list[tuple[str, d
             if len(out) >= n:
                 return
 
-    await asyncio.wait_for(run(), timeout)
+    await asyncio.wait_for(run(), limit_s)
     return out
 
 
