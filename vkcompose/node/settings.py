@@ -33,6 +33,13 @@ class VirtualNode:
     * ``replicas > 1`` makes a fleet named by ``name_template`` (``{name}`` and ``{index}``),
       all sharing the same pipeline and backend.
     * ``allocatable`` defaults to ``capacity``.
+    * Runtime timings: the Lease (``lease_duration_seconds``, renewed every
+      ``lease_renew_seconds``), the backend ping (``ping_seconds``), full node-status reports
+      (``node_status_seconds``; changes are reported at once), per-pod retry backoff
+      (``retry_base_seconds`` doubling up to ``retry_cap_seconds``), backend listing for
+      resync (``resync_seconds``) and status polling of backends without notifications
+      (``status_poll_seconds``). ``pod_events`` switches Normal lifecycle Events off
+      (warnings are always written).
     """
 
     name: str
@@ -55,6 +62,18 @@ class VirtualNode:
     workers: int = 32
     resync_seconds: float = 60.0
     status_poll_seconds: float = 5.0
+    lease_duration_seconds: int = 40
+    lease_renew_seconds: float = 10.0
+    ping_seconds: float = 10.0
+    node_status_seconds: float = 60.0
+    retry_base_seconds: float = 1.0
+    retry_cap_seconds: float = 60.0
+    pod_events: bool = True
+    watch_mode: str = "auto"
+    """``"node"``: one pod watch per node (``fieldSelector=spec.nodeName=<node>``);
+    ``"fleet"``: one watch of all bound pods, filtered locally; ``"auto"``: per node for up to
+    ``fleet_watch_threshold`` nodes, else one fleet watch."""
+    fleet_watch_threshold: int = 32
 
     @property
     def pipeline(self) -> Pipeline:

@@ -1,0 +1,308 @@
+"""One shared connection to a Kubernetes API server, with raw-JSON hot paths.
+
+:class:`Kube` wraps a ``kubernetes_asyncio`` :class:`ApiClient` (configuration, TLS, auth and its
+aiohttp connection pool) and adds what the controllers need on their hot paths: requests whose
+bodies are encoded and decoded with orjson as plain dicts (no model classes), patches with the
+right content type, and a watch stream of raw events. Every virtual node of a process shares one
+``Kube`` (one connection pool).
+
+Configuration is found as kubectl finds it: an explicit kubeconfig path, else ``$KUBECONFIG``,
+else ``~/.kube/config``, else the in-cluster service account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import orjson
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+
+from vkcompose._version import __version__
+
+JSON_CT: Final = "application/json"
+MERGE_PATCH: Final = "application/merge-patch+json"
+STRATEGIC_PATCH: Final = "application/strategic-merge-patch+json"
+JSON_PATCH: Final = "application/json-patch+json"
+
+USER_AGENT: Final = f"vkcompose/{__version__}"
+
+Query = Mapping[str, str | int | bool] | Sequence[tuple[str, str | int | bool]]
+
+__all__ = [
+    "JSON_CT",
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "STRATEGIC_PATCH",
+    "Kube",
+    "KubeError",
+    "connect",
+    "path_of",
+]
+
+
+class KubeError(Exception):
+    """A non-2xx answer of the API server, with its ``status`` code and Status ``reason``."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @classmethod
+    def from_body(cls, status: int, body: bytes) -> KubeError:
+        """Build from a response (a ``Status`` object when the server sends one)."""
+        reason, message = "", body[:300].decode("utf-8", "replace")
+        with contextlib.suppress(ValueError, AttributeError):
+            doc = orjson.loads(body)
+            reason = str(doc.get("reason") or "")
+            message = str(doc.get("message") or message)
+        return cls(status, reason, message)
+
+    @property
+    def not_found(self) -> bool:
+        """404."""
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        """409 (already exists, or a precondition / resourceVersion conflict)."""
+        return self.status == 409
+
+    @property
+    def gone(self) -> bool:
+        """410: the resourceVersion a watch asked for is too old."""
+        return self.status == 410
+
+
+def path_of(
+    resource: str,
+    name: str | None = None,
+    *,
+    namespace: str | None = None,
+    group_version: str = "v1",
+    subresource: str | None = None,
+) -> str:
+    """URL path of a resource collection or object.
+
+    >>> path_of("pods", "web", namespace="default", subresource="status")
+    '/api/v1/namespaces/default/pods/web/status'
+    >>> path_of("leases", "n1", namespace="kube-node-lease", group_version="coordination.k8s.io/v1")
+    '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1'
+    """
+    root = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    parts = [root]
+    if namespace:
+        parts.append(f"namespaces/{quote(namespace, safe='')}")
+    parts.append(resource)
+    if name is not None:
+        parts.append(quote(name, safe=""))
+    if subresource:
+        parts.append(subresource)
+    return "/".join(parts)
+
+
+class Kube:
+    """A shared API connection: raw JSON requests, patches and watches over one pool."""
+
+    def __init__(self, api_client: k8s_client.ApiClient, *, owned: bool = False) -> None:
+        self.api_client = api_client
+        self._owned = owned
+        cfg = api_client.configuration
+        self._host = str(cfg.host).rstrip("/")
+        self._server_hostname = getattr(api_client.rest_client, "server_hostname", None)
+        self._needs_auth = bool(cfg.api_key) or cfg.refresh_api_key_hook is not None
+        self.strategic_status_patch = True
+        """Cleared when the server refuses strategic-merge patches (then merge patches are
+        used)."""
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session of the wrapped client (its connection pool)."""
+        session: aiohttp.ClientSession = self.api_client.rest_client.pool_manager
+        return session
+
+    async def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": JSON_CT, "User-Agent": USER_AGENT}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if self._needs_auth:
+            await self.api_client.update_params_for_auth(headers, [], ["BearerToken"])
+        return headers
+
+    def _url(self, path: str, query: Query | None) -> str:
+        url = self._host + path
+        if query:
+            items = query.items() if isinstance(query, Mapping) else query
+            url += "?" + urlencode([(k, _q(v)) for k, v in items])
+        return url
+
+    async def request_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: Any = None,
+        content_type: str = JSON_CT,
+        timeout_seconds: float | None = 30.0,
+    ) -> tuple[int, bytes]:
+        """Send a request; return ``(status, body bytes)`` whatever the status."""
+        data: bytes | None
+        if body is None:
+            data = None
+        elif isinstance(body, bytes):
+            data = body
+        else:
+            data = orjson.dumps(body)
+        headers = await self._headers(content_type if data is not None else None)
+        kwargs: dict[str, Any] = {}
+        if self._server_hostname:
+            kwargs["server_hostname"] = self._server_hostname
+        async with self.session.request(
+            method,
+            self._url(path, query),
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            **kwargs,
+        ) as resp:
+            return resp.status, await resp.read()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: Any = None,
+        content_type: str = JSON_CT,
+        timeout_seconds: float | None = 30.0,
+    ) -> Any:
+        """Send a request and return the decoded JSON answer; raise :class:`KubeError`."""
+        status, data = await self.request_raw(
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            timeout_seconds=timeout_seconds,
+        )
+        if status >= 300:
+            raise KubeError.from_body(status, data)
+        return orjson.loads(data) if data else None
+
+    async def get(self, path: str, *, query: Query | None = None) -> Any:
+        """GET ``path``."""
+        return await self.request("GET", path, query=query)
+
+    async def create(self, path: str, obj: Any) -> Any:
+        """POST ``obj`` to the collection ``path``."""
+        return await self.request("POST", path, body=obj)
+
+    async def patch(self, path: str, patch: Any, *, content_type: str = MERGE_PATCH) -> Any:
+        """PATCH ``path`` (merge patch unless ``content_type`` says otherwise)."""
+        return await self.request("PATCH", path, body=patch, content_type=content_type)
+
+    async def delete(self, path: str, *, options: Any = None) -> Any:
+        """DELETE ``path`` with an optional ``DeleteOptions`` body."""
+        return await self.request("DELETE", path, body=options)
+
+    async def patch_status(self, path: str, patch: Mapping[str, Any]) -> Any:
+        """Strategic-merge PATCH of a ``/status`` subresource (merge patch if unsupported).
+
+        Strategic merge keeps list items owned by others (conditions are merged by ``type``);
+        callers that may fall back to a merge patch should send complete lists.
+        """
+        if self.strategic_status_patch:
+            status, data = await self.request_raw(
+                "PATCH", path, body=patch, content_type=STRATEGIC_PATCH
+            )
+            if status != 415:
+                if status >= 300:
+                    raise KubeError.from_body(status, data)
+                return orjson.loads(data) if data else None
+            self.strategic_status_patch = False
+        return await self.patch(path, patch, content_type=MERGE_PATCH)
+
+    @contextlib.asynccontextmanager
+    async def watch(
+        self, path: str, query: Query, *, read_timeout: float | None = None
+    ) -> AsyncIterator[AsyncIterator[Any]]:
+        """Open a watch on ``path`` and yield an iterator of raw events (dicts).
+
+        ``query`` should carry ``resourceVersion``, ``allowWatchBookmarks`` and
+        ``timeoutSeconds``; ``watch=1`` is added. A non-200 answer raises :class:`KubeError`
+        (410 when the resourceVersion is too old).
+        """
+        q = list(query.items() if isinstance(query, Mapping) else query)
+        q.append(("watch", "1"))
+        headers = await self._headers(None)
+        kwargs: dict[str, Any] = {}
+        if self._server_hostname:
+            kwargs["server_hostname"] = self._server_hostname
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        async with self.session.get(
+            self._url(path, q), headers=headers, timeout=timeout, **kwargs
+        ) as resp:
+            if resp.status != 200:
+                raise KubeError.from_body(resp.status, await resp.read())
+
+            async def events() -> AsyncIterator[Any]:
+                async for line in resp.content:
+                    if line.strip():
+                        yield orjson.loads(line)
+
+            yield events()
+
+    async def close(self) -> None:
+        """Close the connection pool if this object created the client."""
+        if self._owned:
+            await self.api_client.close()
+
+
+def _q(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+async def connect(
+    kubeconfig: str | os.PathLike[str] | None = None,
+    *,
+    context: str | None = None,
+    pool_size: int = 256,
+) -> Kube:
+    """Connect as kubectl would: ``kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``, in-cluster.
+
+    The returned :class:`Kube` owns its client; close it with :meth:`Kube.close`.
+    ``pool_size`` bounds concurrent connections (each pod watch holds one).
+    """
+    cfg = k8s_client.Configuration()
+    default = Path("~/.kube/config").expanduser()  # noqa: ASYNC240 (a stat, once at startup)
+    env = os.environ.get("KUBECONFIG")
+    if kubeconfig is not None:
+        await k8s_config.load_kube_config(
+            config_file=os.fspath(kubeconfig),
+            context=context,
+            client_configuration=cfg,
+            persist_config=False,
+        )
+    elif env or default.exists():
+        await k8s_config.load_kube_config(
+            config_file=env or str(default),
+            context=context,
+            client_configuration=cfg,
+            persist_config=False,
+        )
+    else:
+        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    cfg.connection_pool_maxsize = pool_size
+    return Kube(k8s_client.ApiClient(configuration=cfg), owned=True)

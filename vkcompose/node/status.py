@@ -1,0 +1,341 @@
+"""Pure pod-status logic: what to write to ``pods/<name>/status`` and whether anything changed.
+
+The kubelet owns a pod's status, but not all of it: other components add conditions (readiness
+gates) and the API server sets ``qosClass``. So the controller writes a *patch* of the fields it
+owns, computed here:
+
+* :func:`desired_status` completes a backend's status (host IPs, pod IPs, start time, the four
+  standard conditions with stable ``lastTransitionTime``);
+* :func:`failure_status` is the status of a pod the backend refused (``ProviderFailed`` or a
+  container-level reason such as ``CreateContainerConfigError``);
+* :func:`status_patch` diffs the desired status against the API's and returns the minimal patch
+  (``None`` when nothing changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from vkcompose.podspec import JSON, Pod
+
+PROVIDER_FAILED: Final = "ProviderFailed"
+
+OWNED_FIELDS: Final = (
+    "phase",
+    "reason",
+    "message",
+    "hostIP",
+    "hostIPs",
+    "podIP",
+    "podIPs",
+    "startTime",
+    "initContainerStatuses",
+    "containerStatuses",
+    "ephemeralContainerStatuses",
+)
+"""Top-level status fields the node controller owns (besides its conditions)."""
+
+STANDARD_CONDITIONS: Final = (
+    "PodReadyToStartContainers",
+    "PodScheduled",
+    "Initialized",
+    "ContainersReady",
+    "Ready",
+)
+
+TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
+
+__all__ = [
+    "OWNED_FIELDS",
+    "PROVIDER_FAILED",
+    "STANDARD_CONDITIONS",
+    "TERMINAL_PHASES",
+    "all_containers_terminated",
+    "desired_status",
+    "failure_status",
+    "is_terminal",
+    "merge_conditions",
+    "newly_running",
+    "status_patch",
+]
+
+
+def is_terminal(pod: Pod | None) -> bool:
+    """Whether the pod's API phase is Succeeded or Failed."""
+    if not pod:
+        return False
+    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+
+
+def _names(spec: Mapping[str, Any], field: str) -> list[str]:
+    return [c.get("name", "") for c in spec.get(field) or []]
+
+
+def all_containers_terminated(status: Mapping[str, Any] | None) -> bool:
+    """Whether no container of ``status`` is running or waiting to run.
+
+    >>> all_containers_terminated({"phase": "Running", "containerStatuses": [
+    ...     {"name": "a", "state": {"terminated": {"exitCode": 0}}}]})
+    True
+    >>> all_containers_terminated({"phase": "Running", "containerStatuses": [
+    ...     {"name": "a", "state": {"running": {}}}]})
+    False
+    """
+    if not status:
+        return True
+    if status.get("phase") in TERMINAL_PHASES:
+        return True
+    statuses = list(status.get("containerStatuses") or []) + list(
+        status.get("initContainerStatuses") or []
+    )
+    return all("terminated" in (cs.get("state") or {}) for cs in statuses) and bool(statuses)
+
+
+def newly_running(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
+    """Names of containers running in ``new`` that were not running in ``old``."""
+    before = {
+        cs.get("name")
+        for cs in (old or {}).get("containerStatuses") or []
+        if "running" in (cs.get("state") or {})
+    }
+    return [
+        cs.get("name", "")
+        for cs in new.get("containerStatuses") or []
+        if "running" in (cs.get("state") or {}) and cs.get("name") not in before
+    ]
+
+
+def merge_conditions(
+    old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]], now: str
+) -> list[JSON]:
+    """``new`` conditions, keeping ``lastTransitionTime`` of those whose status did not change.
+
+    >>> merge_conditions([{"type": "Ready", "status": "True", "lastTransitionTime": "t0"}],
+    ...                  [{"type": "Ready", "status": "True"}], "t1")
+    [{'type': 'Ready', 'status': 'True', 'lastTransitionTime': 't0'}]
+    """
+    previous = {c.get("type"): c for c in old}
+    merged: list[JSON] = []
+    for cond in new:
+        c = dict(cond)
+        prev = previous.get(c.get("type"))
+        if prev is not None and prev.get("status") == c.get("status"):
+            c["lastTransitionTime"] = prev.get("lastTransitionTime") or c.get(
+                "lastTransitionTime", now
+            )
+        elif not c.get("lastTransitionTime"):
+            c["lastTransitionTime"] = now
+        merged.append(c)
+    return merged
+
+
+def _cond(ctype: str, ok: bool, reason: str | None = None) -> JSON:
+    c: JSON = {"type": ctype, "status": "True" if ok else "False"}
+    if reason and not ok:
+        c["reason"] = reason
+    return c
+
+
+def _standard_conditions(pod: Pod, status: Mapping[str, Any]) -> list[JSON]:
+    spec = pod.get("spec") or {}
+    phase = status.get("phase") or "Pending"
+    init = {cs.get("name"): cs for cs in status.get("initContainerStatuses") or []}
+    init_done = all(
+        ((init.get(n) or {}).get("state") or {}).get("terminated", {}).get("exitCode") == 0
+        for n in _names(spec, "initContainers")
+    ) or phase in ("Running", "Succeeded")
+    main = {cs.get("name"): cs for cs in status.get("containerStatuses") or []}
+    names = _names(spec, "containers")
+    ready = bool(names) and all(bool((main.get(n) or {}).get("ready")) for n in names)
+    terminal = phase in TERMINAL_PHASES
+    sandbox = phase != "Pending" or any(
+        "running" in (cs.get("state") or {}) for cs in main.values()
+    )
+    if terminal:
+        ready = False
+        sandbox = False
+    not_ready_reason = "PodCompleted" if terminal else "ContainersNotReady"
+    conds = [
+        _cond("PodReadyToStartContainers", sandbox),
+        _cond("Initialized", init_done, "ContainersNotInitialized"),
+        _cond("Ready", ready, not_ready_reason),
+        _cond("ContainersReady", ready, not_ready_reason),
+        _cond("PodScheduled", True),
+    ]
+    # readiness gates: Ready also needs every gate condition (set by others) to be True
+    gates = [g.get("conditionType") for g in spec.get("readinessGates") or []]
+    if gates and ready:
+        current = (pod.get("status") or {}).get("conditions") or []
+        have = {c.get("type"): c.get("status") for c in current}
+        if not all(have.get(g) == "True" for g in gates):
+            conds[2] = _cond("Ready", False, "ReadinessGatesNotReady")
+    return conds
+
+
+def desired_status(
+    pod: Pod,
+    backend_status: Mapping[str, Any],
+    *,
+    host_ips: tuple[str, ...],
+    now: str,
+    host_network: bool = False,
+) -> JSON:
+    """The status to write for ``pod`` given what the backend reports.
+
+    Backend fields win; what it leaves out is completed: ``hostIP(s)``, ``podIPs`` from
+    ``podIP`` (or the host IPs for host-network pods), ``startTime`` (kept once set), and
+    the standard conditions (``PodScheduled``, ``Initialized``, ``ContainersReady``, ``Ready``),
+    with ``lastTransitionTime`` kept from the API's status while a condition's value holds.
+    """
+    current = pod.get("status") or {}
+    out: JSON = {k: v for k, v in backend_status.items() if k in OWNED_FIELDS}
+    out.setdefault("phase", "Pending")
+    if host_ips:
+        out.setdefault("hostIP", host_ips[0])
+        out.setdefault("hostIPs", [{"ip": ip} for ip in host_ips])
+    uses_host_net = host_network or bool((pod.get("spec") or {}).get("hostNetwork"))
+    if uses_host_net and host_ips and "podIP" not in out:
+        out["podIP"] = host_ips[0]
+    if out.get("podIP") and not out.get("podIPs"):
+        out["podIPs"] = [{"ip": out["podIP"]}]
+    out["startTime"] = current.get("startTime") or backend_status.get("startTime") or now
+    ours = backend_status.get("conditions")
+    if not ours:
+        ours = _standard_conditions(pod, out)
+    out["conditions"] = merge_conditions(current.get("conditions") or [], ours, now)
+    return out
+
+
+def failure_status(
+    pod: Pod,
+    *,
+    reason: str,
+    message: str,
+    host_ips: tuple[str, ...],
+    now: str,
+    container_reason: bool = False,
+) -> JSON:
+    """Status of a pod the backend refused.
+
+    ``container_reason=False``: pod-level ``reason=<reason>`` (``ProviderFailed``) and the
+    message; phase ``Failed`` when ``restartPolicy`` is ``Never``, else ``Pending``.
+    ``container_reason=True`` (e.g. ``CreateContainerConfigError``): phase ``Pending`` and each
+    container ``Waiting`` with that reason and message, as the kubelet reports it.
+    """
+    spec = pod.get("spec") or {}
+    current = pod.get("status") or {}
+    out: JSON = {}
+    if host_ips:
+        out["hostIP"] = host_ips[0]
+        out["hostIPs"] = [{"ip": ip} for ip in host_ips]
+    out["startTime"] = current.get("startTime") or now
+    if container_reason:
+        out["phase"] = "Pending"
+        waiting = {"waiting": {"reason": reason, "message": message}}
+        for field, spec_field in (
+            ("initContainerStatuses", "initContainers"),
+            ("containerStatuses", "containers"),
+        ):
+            names = _names(spec, spec_field)
+            if names:
+                out[field] = [
+                    {
+                        "name": n,
+                        "image": _image(spec, spec_field, n),
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "started": False,
+                        "state": waiting,
+                        "lastState": {},
+                    }
+                    for n in names
+                ]
+        base = {**out}
+        conds = _standard_conditions(pod, base)
+    else:
+        never = spec.get("restartPolicy") == "Never"
+        out["phase"] = "Failed" if never else "Pending"
+        out["reason"] = reason
+        out["message"] = message
+        conds = _standard_conditions(pod, out)
+        for field in ("containerStatuses", "initContainerStatuses"):
+            if current.get(field):
+                out[field] = current[field]
+    out["conditions"] = merge_conditions(current.get("conditions") or [], conds, now)
+    return out
+
+
+def _image(spec: Mapping[str, Any], field: str, name: str) -> str:
+    for c in spec.get(field) or []:
+        if c.get("name") == name:
+            return str(c.get("image") or "")
+    return ""
+
+
+def status_patch(
+    current: Mapping[str, Any] | None, desired: Mapping[str, Any], *, strategic: bool = True
+) -> JSON | None:
+    """The ``status`` patch turning ``current`` into ``desired`` (``None``: nothing changed).
+
+    Owned fields that changed are set; owned fields ``desired`` lacks are removed (``null``).
+    Conditions: with ``strategic=True`` only the changed ones are sent (the server merges them
+    by ``type``, keeping conditions others wrote); with a plain merge patch the full list is
+    sent — ours plus the current ones of other types.
+
+    >>> status_patch({"phase": "Pending"}, {"phase": "Running"})
+    {'phase': 'Running'}
+    >>> status_patch({"phase": "Running"}, {"phase": "Running"}) is None
+    True
+    """
+    cur = current or {}
+    patch: JSON = {}
+    for field in OWNED_FIELDS:
+        want = desired.get(field)
+        have = cur.get(field)
+        if want is None:
+            if have is not None:
+                patch[field] = None
+        elif want != have:
+            patch[field] = want
+    want_conds = list(desired.get("conditions") or [])
+    have_conds = {c.get("type"): c for c in cur.get("conditions") or []}
+    changed = [c for c in want_conds if _cond_key(have_conds.get(c.get("type"))) != _cond_key(c)]
+    if changed:
+        if strategic:
+            # a strategic merge merges each condition's fields: clear the ones we dropped
+            for i, c in enumerate(changed):
+                old = have_conds.get(c.get("type")) or {}
+                gone = {k: None for k in old if k not in c}
+                if gone:
+                    changed[i] = {**c, **gone}
+            patch["conditions"] = changed
+        else:
+            ours = {c.get("type") for c in want_conds}
+            others = [c for t, c in have_conds.items() if t not in ours]
+            patch["conditions"] = want_conds + others
+    return patch or None
+
+
+def _cond_key(c: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    if c is None:
+        return None
+    return (c.get("status"), c.get("reason"), c.get("message"), c.get("lastTransitionTime"))
+
+
+def apply_patch(status: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> JSON:
+    """What the API's status becomes after ``patch`` (strategic semantics for conditions)."""
+    out: JSON = dict(status or {})
+    for k, v in patch.items():
+        if k == "conditions":
+            by_type = {c.get("type"): c for c in out.get("conditions") or []}
+            for c in v:
+                merged = {**by_type.get(c.get("type"), {}), **c}
+                by_type[c.get("type")] = {ck: cv for ck, cv in merged.items() if cv is not None}
+            out["conditions"] = list(by_type.values())
+        elif v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
