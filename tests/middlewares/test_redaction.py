@@ -1,0 +1,271 @@
+"""Redaction: secret values never appear in anything emitted — logs, spans, exceptions."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import traceback
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from vkcompose.errors import NotFound, TemporaryError, VKComposeError
+from vkcompose.middlewares.redaction import (
+    REDACTED,
+    LogOps,
+    RedactingFilter,
+    RedactingSpanExporter,
+    Redaction,
+    SecretRegistry,
+    learn_secrets,
+    redact_exception,
+    redact_pod,
+    secret_env_refs,
+)
+from vkcompose.middlewares.tracing import Tracing, configure_tracing
+from vkcompose.ops import CreatePod, ListPods, Op
+from vkcompose.pipeline import Handler, compose
+
+SECRET = "hunter2-T0PS3CRET"
+DB_SECRET = "db-pw-9f8e7d"
+PLAIN = "not-a-secret-value"
+
+
+def submitted_pod() -> dict[str, Any]:
+    return {
+        "metadata": {"name": "web", "namespace": "prod", "uid": "u1"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "env": [
+                        {"name": "MODE", "value": PLAIN},
+                        {
+                            "name": "PASSWORD",
+                            "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw"}},
+                        },
+                    ],
+                    "envFrom": [{"secretRef": {"name": "db"}, "prefix": "DB_"}],
+                }
+            ]
+        },
+    }
+
+
+async def resolve_config_sources(op: Op, call_next: Handler) -> Any:
+    """Stand-in for the config-sources middleware: secret refs become plain values."""
+    if isinstance(op, CreatePod):
+        container = op.pod["spec"]["containers"][0]
+        env = [
+            {"name": "MODE", "value": PLAIN},
+            {"name": "PASSWORD", "value": SECRET},
+            {"name": "DB_PASSWORD", "value": DB_SECRET},
+        ]
+        resolved = {**container, "env": env}
+        del resolved["envFrom"]
+        op = attrs.evolve(op, pod={**op.pod, "spec": {"containers": [resolved]}})
+    return await call_next(op)
+
+
+class LeakyBackend:
+    """A backend careless with secrets: logs them, puts them on spans, raises with them."""
+
+    async def create_pod(self, pod: dict[str, Any]) -> None:
+        env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+        logging.getLogger("leaky.backend").warning("starting with env %s", env)
+        span = trace.get_current_span()
+        span.set_attribute("backend.env", str(env))
+        span.add_event("env", {"PASSWORD": env["PASSWORD"]})
+        try:
+            raise OSError(f"connect failed: password={env['PASSWORD']}")
+        except OSError as low:
+            raise TemporaryError(
+                f"db login with {env['DB_PASSWORD']} failed", reason="DBLogin"
+            ) from low
+
+
+@pytest.mark.anyio
+async def test_secret_values_appear_nowhere(caplog: pytest.LogCaptureFixture) -> None:
+    secrets = SecretRegistry()
+    exporter = InMemorySpanExporter()
+    provider = configure_tracing(
+        processors=[SimpleSpanProcessor(RedactingSpanExporter(exporter, secrets))]
+    )
+    redaction = Redaction(secrets)
+    pipeline = compose(
+        redaction,
+        LogOps(secrets),
+        Tracing(provider, redact=secrets.redact_text),
+        resolve_config_sources,
+        redaction.learner(),
+        backend=LeakyBackend(),
+    )
+    caplog.handler.addFilter(RedactingFilter(secrets))
+    caplog.set_level(logging.INFO)
+    with pytest.raises(TemporaryError) as caught:
+        await pipeline(CreatePod(pod=submitted_pod()))
+    error = caught.value
+    logging.getLogger("elsewhere").exception("op failed: %s", error, exc_info=error)
+
+    emitted = "\n".join(
+        [
+            caplog.text,
+            *(r.getMessage() for r in caplog.records),
+            *(str(getattr(r, "vkcompose", "")) for r in caplog.records),
+            *(s.to_json() for s in exporter.get_finished_spans()),
+            str(error),
+            repr(error),
+            repr(vars(error)),
+            "".join(traceback.format_exception(error)),
+        ]
+    )
+    encoded = [base64.b64encode(v.encode()).decode() for v in (SECRET, DB_SECRET)]
+    for leaked in (SECRET, DB_SECRET, *encoded):
+        assert leaked not in emitted
+    assert REDACTED in emitted
+    assert PLAIN in caplog.text  # non-secret values stay readable
+    assert isinstance(error, TemporaryError) and error.reason == "DBLogin"
+    assert isinstance(error.__cause__, OSError)
+    # and the structured log line is there
+    (line,) = [r for r in caplog.records if r.name == "vkcompose.ops"]
+    fields = line.vkcompose  # type: ignore[attr-defined]
+    assert fields["op"] == "pod.create" and fields["pod"] == "prod/web"
+    assert fields["outcome"] == "error" and fields["duration_ms"] >= 0
+    assert fields["error.type"] == "vkcompose.errors.TemporaryError"
+
+
+@pytest.mark.anyio
+async def test_log_line_per_op_on_success(caplog: pytest.LogCaptureFixture) -> None:
+    class Ok:
+        async def list_pods(self) -> list[Any]:
+            return []
+
+    caplog.set_level(logging.INFO, logger="vkcompose.ops")
+    pipeline = compose(LogOps(), backend=Ok())
+    await pipeline(ListPods())
+    await pipeline(ListPods())
+    records = [r for r in caplog.records if r.name == "vkcompose.ops"]
+    assert len(records) == 2
+    assert records[0].getMessage().startswith("op=pods.list pod=- outcome=ok duration_ms=")
+
+
+@pytest.mark.anyio
+async def test_errors_without_secrets_pass_unchanged() -> None:
+    error = NotFound("pod prod/web not found")
+
+    class Missing:
+        async def list_pods(self) -> list[Any]:
+            raise error
+
+    secrets = SecretRegistry([SECRET])
+    with pytest.raises(NotFound) as caught:
+        await compose(Redaction(secrets), backend=Missing())(ListPods())
+    assert caught.value is error
+
+
+secret_text = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
+filler = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 -=:/", max_size=20)
+
+
+@given(secrets=st.lists(secret_text, min_size=1, max_size=5), parts=st.lists(filler, max_size=6))
+def test_redact_text_removes_every_registered_value(secrets: list[str], parts: list[str]) -> None:
+    registry = SecretRegistry(secrets)
+    text = ""
+    for i, part in enumerate(parts):
+        text += part + secrets[i % len(secrets)]
+    redacted = registry.redact_text(text)
+    for secret in secrets:
+        assert secret not in redacted
+    assert not registry.leaks(redacted)
+
+
+@given(secret=secret_text, kind=st.sampled_from([TemporaryError, NotFound, ValueError, KeyError]))
+def test_redact_exception_keeps_type_and_hides_value(secret: str, kind: type[Exception]) -> None:
+    registry = SecretRegistry([secret])
+    original = kind(f"failed: <{secret}>")
+    clean = redact_exception(original, registry)
+    assert type(clean) is kind
+    assert secret not in str(clean) and secret not in repr(clean)
+    if isinstance(clean, VKComposeError):
+        assert secret not in clean.message
+
+
+def test_redact_exception_groups_and_unrebuildable_types() -> None:
+    class Picky(Exception):
+        def __init__(self, a: int, b: str) -> None:
+            super().__init__(f"{a}:{b}")
+
+    registry = SecretRegistry([SECRET])
+    group = ExceptionGroup("many", [ValueError(SECRET), Picky(1, SECRET)])
+    clean = redact_exception(group, registry)
+    assert isinstance(clean, ExceptionGroup)
+    assert SECRET not in "".join(traceback.format_exception(clean))
+
+
+def test_registry_handles_bytes_base64_and_discard() -> None:
+    registry = SecretRegistry()
+    registry.add(b"token-abc")
+    registry.add("")
+    assert registry.redact_text("Bearer token-abc") == f"Bearer {REDACTED}"
+    encoded = base64.b64encode(b"token-abc").decode()
+    assert registry.redact_text(f"data: {encoded}") == f"data: {REDACTED}"
+    registry.discard("token-abc")
+    assert len(registry) == 0 and registry.redact_text("token-abc") == "token-abc"
+
+
+names = st.text(alphabet="ABCDEFGHIJ_", min_size=1, max_size=6)
+
+
+@given(env=st.dictionaries(names, st.tuples(st.booleans(), secret_text), min_size=1, max_size=6))
+def test_learn_secrets_registers_exactly_the_secret_sourced_values(
+    env: dict[str, tuple[bool, str]],
+) -> None:
+    original = {
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "env": [
+                        {"name": n, "valueFrom": {"secretKeyRef": {"name": "s", "key": n}}}
+                        if is_secret
+                        else {"name": n, "value": v}
+                        for n, (is_secret, v) in env.items()
+                    ],
+                }
+            ]
+        }
+    }
+    resolved = {
+        "spec": {
+            "containers": [
+                {"name": "c", "env": [{"name": n, "value": v} for n, (_, v) in env.items()]}
+            ]
+        }
+    }
+    registry = SecretRegistry(with_base64=False)
+    learned = learn_secrets(original, resolved, registry)
+    secret_values = {v for (is_secret, v) in env.values() if is_secret}
+    assert learned == sum(1 for is_secret, _ in env.values() if is_secret)
+    assert all(v in registry for v in secret_values)
+    assert len(registry) == len(secret_values)
+
+
+def test_redact_pod_hides_declared_and_registered_values() -> None:
+    pod = submitted_pod()
+    pod["spec"]["containers"][0]["env"][1] = {"name": "PASSWORD", "value": SECRET}
+    pod["spec"]["containers"][0]["env"][1]["valueFrom"] = {
+        "secretKeyRef": {"name": "creds", "key": "pw"}
+    }
+    pod["metadata"]["annotations"] = {"note": f"pw is {DB_SECRET}"}
+    registry = SecretRegistry([DB_SECRET])
+    clean = redact_pod(pod, registry)
+    assert SECRET not in str(clean) and DB_SECRET not in str(clean)
+    assert PLAIN in str(clean)
+    assert pod["metadata"]["annotations"]["note"] == f"pw is {DB_SECRET}"  # copy on write
+    assert secret_env_refs(pod) == {"app": (frozenset({"PASSWORD"}), ("DB_",))}
