@@ -876,3 +876,67 @@ async def test_run_does_not_spin_when_a_token_cannot_be_renewed(tmp_path: Path) 
     assert (Path(paths["t"]) / "token").read_text() == "t1"  # old token kept
     assert events.events[-1][1] == "FailedMount"
     assert "API unavailable" in events.events[-1][2]
+
+
+@attrs.define
+class ApiSources:
+    """An async SourceReader reading straight from an API server (raw JSON)."""
+
+    api: Any
+
+    async def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes_asyncio import client
+
+        core = client.CoreV1Api(self.api)
+        read = core.read_namespaced_config_map if kind == "cm" else core.read_namespaced_secret
+        response = await read(name, namespace, _preload_content=False)
+        try:
+            if response.status == 404:
+                return None
+            assert response.status == 200
+            return dict(await response.json())
+        finally:
+            response.release()
+
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get("cm", namespace, name)
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get("secret", namespace, name)
+
+
+@pytest.mark.anyio
+async def test_sources_from_the_embedded_api_server(tmp_path: Path, apiserver: Any) -> None:
+    from kubernetes_asyncio import client
+
+    api = await apiserver.api_client()
+    try:
+        core = client.CoreV1Api(api)
+        await core.create_namespaced_config_map(
+            "default",
+            {
+                "metadata": {"name": "game"},
+                "data": {"lives": "3"},
+                "binaryData": {"logo": base64.b64encode(b"\x89PNG").decode()},
+            },
+            _preload_content=False,
+        )
+        await core.create_namespaced_secret(
+            "default",
+            {"metadata": {"name": "creds"}, "stringData": {"password": SECRET_VALUE}},
+            _preload_content=False,
+        )
+        volumes = Volumes(tmp_path, ApiSources(api))
+        pod = make_pod(
+            [
+                {"name": "game", "configMap": {"name": "game"}},
+                {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+                {"name": "opt", "secret": {"secretName": "absent", "optional": True}},
+            ]
+        )
+        paths = await volumes.materialize(pod)
+    finally:
+        await api.close()
+    assert read_volume(Path(paths["game"])) == {"lives": b"3", "logo": b"\x89PNG"}
+    assert read_volume(Path(paths["creds"])) == {"password": SECRET_VALUE.encode()}
+    assert read_volume(Path(paths["opt"])) == {}
