@@ -28,12 +28,12 @@ when none is given — never an empty string).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
 from vkcompose.podspec import Pod
+from vkcompose.podspec.quantity import parse_quantity
 
 
 class FieldPathError(ValueError):
@@ -127,28 +127,12 @@ def field_value(
 
 # --- resources ---------------------------------------------------------------------------
 
-_QUANTITY = re.compile(
-    r"^(?P<sign>[+-]?)(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
-)
-_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-_DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-
 
 def _parse_quantity(text: str) -> Fraction:
-    """Parse a Kubernetes quantity string exactly (``"250m"`` → ``Fraction(1, 4)``)."""
-    m = _QUANTITY.match(text.strip())
-    if m is None:
-        raise FieldPathError(f"quantities must match the regular expression: {text!r}")
-    value = Fraction(m["num"])
-    suffix = m["suffix"] or ""
-    if suffix in _BINARY:
-        value *= 1024 ** _BINARY[suffix]
-    elif suffix in _DECIMAL:
-        value *= Fraction(10) ** _DECIMAL[suffix]
-    elif suffix:
-        value *= Fraction(10) ** int(suffix[1:])
-    return -value if m["sign"] == "-" else value
+    try:
+        return parse_quantity(text)
+    except ValueError as e:
+        raise FieldPathError(str(e)) from None
 
 
 def _value(q: Fraction) -> int:

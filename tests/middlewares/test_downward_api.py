@@ -1,0 +1,333 @@
+"""The downward API middleware and its pure core, checked against the Kubernetes docs."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vkcompose.errors import InvalidInput
+from vkcompose.middlewares.config_sources import ResolveConfigSources, StaticSources
+from vkcompose.middlewares.downward_api import (
+    DownwardAPI,
+    has_downward_env,
+    needs_pod_ips,
+    resolve_downward,
+    resolve_downward_env,
+    volume_item_value,
+)
+from vkcompose.ops import CreatePod, ListPods, NodeInfo, UpdatePod
+from vkcompose.pipeline import compose
+from vkcompose.podspec.fieldpath import FieldPathError
+
+NODE = NodeInfo(
+    name="vk-1",
+    host_ips=("192.168.1.10", "fd00::10"),
+    allocatable={"cpu": "4", "memory": "8Gi", "ephemeral-storage": "100Gi"},
+)
+
+
+def field(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def resource(
+    name: str, res: str, container: str = "", divisor: str | None = None
+) -> dict[str, Any]:
+    ref: dict[str, Any] = {"resource": res}
+    if container:
+        ref["containerName"] = container
+    if divisor:
+        ref["divisor"] = divisor
+    return {"name": name, "valueFrom": {"resourceFieldRef": ref}}
+
+
+def dapi_envars_pod() -> dict[str, Any]:
+    """The docs' ``dapi-envars-fieldref`` pod, as the API server returns it once bound."""
+    return {
+        "metadata": {"name": "dapi-envars-fieldref", "namespace": "default", "uid": "u-1"},
+        "spec": {
+            "nodeName": "vk-1",
+            "serviceAccountName": "default",
+            "containers": [
+                {
+                    "name": "test-container",
+                    "command": ["sh", "-c"],
+                    "env": [
+                        field("MY_NODE_NAME", "spec.nodeName"),
+                        field("MY_POD_NAME", "metadata.name"),
+                        field("MY_POD_NAMESPACE", "metadata.namespace"),
+                        field("MY_POD_IP", "status.podIP"),
+                        field("MY_POD_SERVICE_ACCOUNT", "spec.serviceAccountName"),
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def resourcefieldref_pod() -> dict[str, Any]:
+    """The docs' ``dapi-envars-resourcefieldref`` pod."""
+    return {
+        "metadata": {"name": "dapi-envars-resourcefieldref", "namespace": "default"},
+        "spec": {
+            "nodeName": "vk-1",
+            "containers": [
+                {
+                    "name": "test-container",
+                    "resources": {
+                        "requests": {"memory": "32Mi", "cpu": "125m"},
+                        "limits": {"memory": "64Mi", "cpu": "250m"},
+                    },
+                    "env": [
+                        resource("MY_CPU_REQUEST", "requests.cpu", "test-container"),
+                        resource("MY_CPU_LIMIT", "limits.cpu", "test-container"),
+                        resource("MY_MEM_REQUEST", "requests.memory", "test-container"),
+                        resource("MY_MEM_LIMIT", "limits.memory", "test-container"),
+                    ],
+                }
+            ],
+        },
+    }
+
+
+class Backend:
+    """Records what reaches it; reports pod IPs when ``ips`` is given."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.updated: list[dict[str, Any]] = []
+
+    async def create_pod(self, pod: dict[str, Any]) -> None:
+        self.created.append(pod)
+
+    async def update_pod(self, pod: dict[str, Any]) -> None:
+        self.updated.append(pod)
+
+    async def list_pods(self) -> list[dict[str, Any]]:
+        return [{"listed": True}]
+
+
+class IPBackend(Backend):
+    def __init__(self, ips: Sequence[str]) -> None:
+        super().__init__()
+        self.ips = list(ips)
+        self.asked = 0
+
+    async def pod_ips(self, pod: dict[str, Any]) -> list[str]:
+        self.asked += 1
+        return self.ips
+
+
+def env_of(pod: dict[str, Any], index: int = 0) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in pod["spec"]["containers"][index]["env"]}
+
+
+@pytest.mark.anyio
+async def test_dapi_envars_pod_through_the_pipeline() -> None:
+    backend = IPBackend(["10.244.0.7", "fd00:244::7"])
+    pod = dapi_envars_pod()
+    before = copy.deepcopy(pod)
+    await compose(DownwardAPI(), ResolveConfigSources(StaticSources()), backend=backend)(
+        CreatePod(pod=pod, node=NODE)
+    )
+    assert pod == before, "the input pod must not be mutated"
+    assert env_of(backend.created[0]) == {
+        "MY_NODE_NAME": "vk-1",
+        "MY_POD_NAME": "dapi-envars-fieldref",
+        "MY_POD_NAMESPACE": "default",
+        "MY_POD_IP": "10.244.0.7",
+        "MY_POD_SERVICE_ACCOUNT": "default",
+    }
+    assert backend.asked == 1
+
+
+@pytest.mark.anyio
+async def test_resourcefieldref_pod_gives_the_docs_values() -> None:
+    backend = Backend()
+    await compose(DownwardAPI(NODE), backend=backend)(CreatePod(pod=resourcefieldref_pod()))
+    assert env_of(backend.created[0]) == {
+        "MY_CPU_REQUEST": "1",
+        "MY_CPU_LIMIT": "1",
+        "MY_MEM_REQUEST": "33554432",
+        "MY_MEM_LIMIT": "67108864",
+    }
+
+
+def test_resource_refs_default_to_the_own_container_and_node_allocatable() -> None:
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "resources": {"requests": {"cpu": "250m"}},
+                    "env": [
+                        resource("CPU_REQ", "requests.cpu", divisor="1m"),
+                        resource("CPU_LIM", "limits.cpu"),
+                        resource("MEM_LIM", "limits.memory", divisor="1Mi"),
+                        {"name": "PLAIN", "value": "x"},
+                    ],
+                }
+            ]
+        },
+    }
+    env = resolve_downward_env(pod, pod["spec"]["containers"][0], node=NODE)
+    assert env == [
+        {"name": "CPU_REQ", "value": "250"},
+        {"name": "CPU_LIM", "value": "4"},
+        {"name": "MEM_LIM", "value": "8192"},
+        {"name": "PLAIN", "value": "x"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_pod_ips_fall_back_to_host_ips_for_host_network_pods() -> None:
+    backend = Backend()  # no KnowsPodIPs
+    pod = dapi_envars_pod()
+    pod["spec"]["hostNetwork"] = True
+    pod["spec"]["containers"][0]["env"].append(field("IPS", "status.podIPs"))
+    pod["spec"]["containers"][0]["env"].append(field("HOST_IPS", "status.hostIPs"))
+    await compose(DownwardAPI(), backend=backend)(CreatePod(pod=pod, node=NODE))
+    env = env_of(backend.created[0])
+    assert env["MY_POD_IP"] == "192.168.1.10"
+    assert env["IPS"] == "192.168.1.10,fd00::10"
+    assert env["HOST_IPS"] == "192.168.1.10,fd00::10"
+
+    host_node = NodeInfo(name="vk-h", host_ips=("127.0.0.1",), host_network=True)
+    await compose(DownwardAPI(host_node), backend=backend)(CreatePod(pod=dapi_envars_pod()))
+    assert env_of(backend.created[1])["MY_POD_IP"] == "127.0.0.1"
+
+
+@pytest.mark.anyio
+async def test_unknowable_pod_ip_is_a_config_error_and_the_backend_is_not_called() -> None:
+    backend = Backend()
+    with pytest.raises(InvalidInput) as info:
+        await compose(DownwardAPI(), backend=backend)(CreatePod(pod=dapi_envars_pod(), node=NODE))
+    assert info.value.reason == "CreateContainerConfigError"
+    assert "status.podIP" in info.value.message
+    assert backend.created == []
+
+
+@pytest.mark.anyio
+async def test_pod_ips_from_the_pod_status_on_update() -> None:
+    backend = Backend()
+    pod = dapi_envars_pod()
+    pod["status"] = {"podIP": "10.1.2.3", "podIPs": [{"ip": "10.1.2.3"}, {"ip": "fd00::3"}]}
+    await compose(DownwardAPI(), backend=backend)(UpdatePod(pod=pod, node=NODE))
+    assert env_of(backend.updated[0])["MY_POD_IP"] == "10.1.2.3"
+
+
+@pytest.mark.anyio
+async def test_ips_are_asked_only_when_referenced_and_other_ops_pass_through() -> None:
+    backend = IPBackend(["10.0.0.9"])
+    pipeline = compose(DownwardAPI(NODE), backend=backend)
+    await pipeline(CreatePod(pod=resourcefieldref_pod()))
+    plain = {"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "c"}]}}
+    await pipeline(CreatePod(pod=plain))
+    assert backend.asked == 0
+    assert backend.created[1] is plain
+    assert await pipeline(ListPods()) == [{"listed": True}]
+
+
+@pytest.mark.anyio
+async def test_unsupported_field_is_a_config_error() -> None:
+    pod = dapi_envars_pod()
+    pod["spec"]["containers"][0]["env"] = [field("PHASE", "status.phase")]
+    with pytest.raises(InvalidInput) as info:
+        await compose(DownwardAPI(NODE), backend=Backend())(CreatePod(pod=pod))
+    assert info.value.reason == "CreateContainerConfigError"
+    assert 'container "test-container": env PHASE: field label not supported' in str(info.value)
+
+
+def test_labels_annotations_and_init_containers() -> None:
+    pod = {
+        "metadata": {"name": "p", "labels": {"app": "web"}, "annotations": {"a/b": "x"}},
+        "spec": {
+            "initContainers": [{"name": "init", "env": [field("APP", "metadata.labels['app']")]}],
+            "containers": [
+                {"name": "main", "env": [field("A", "metadata.annotations['a/b']")]},
+                {"name": "untouched", "env": [{"name": "X", "value": "1"}]},
+            ],
+        },
+    }
+    out = resolve_downward(pod, node=NODE)
+    assert out["spec"]["initContainers"][0]["env"] == [{"name": "APP", "value": "web"}]
+    assert out["spec"]["containers"][0]["env"] == [{"name": "A", "value": "x"}]
+    assert out["spec"]["containers"][1] is pod["spec"]["containers"][1]
+    assert has_downward_env(pod) and not needs_pod_ips(pod)
+    assert resolve_downward({"spec": {"containers": [{"name": "c"}]}}) == {
+        "spec": {"containers": [{"name": "c"}]}
+    }
+
+
+def test_literal_value_wins_over_value_from() -> None:
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}
+    entry = {"name": "X", "value": "lit", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    assert resolve_downward_env(pod, {"name": "c", "env": [entry]}) == [entry]
+
+
+@given(st.text(alphabet=st.sampled_from(list("$()AB_x é")), max_size=20))
+def test_resolved_values_survive_the_later_expansion(label: str) -> None:
+    """Escaping makes ``DownwardAPI`` + ``ResolveConfigSources`` give the label itself."""
+    from vkcompose.middlewares.config_sources import resolve_env
+
+    pod = {
+        "metadata": {"name": "p", "namespace": "ns", "labels": {"k": label}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "env": [
+                        {"name": "B", "value": "b"},
+                        field("L", "metadata.labels['k']"),
+                        {"name": "REF", "value": "<$(L)>"},
+                    ],
+                    "args": ["$(L)"],
+                }
+            ]
+        },
+    }
+    rewritten = resolve_downward(pod)
+    resolved = resolve_env(rewritten, rewritten["spec"]["containers"][0], StaticSources())
+    assert resolved.as_dict()["L"] == label
+    assert resolved.as_dict()["REF"] == f"<{label}>"
+    assert resolved.args == [label]
+    assert resolve_downward(pod, escape_values=False)["spec"]["containers"][0]["env"][1] == {
+        "name": "L",
+        "value": label,
+    }
+
+
+def test_volume_items_as_in_the_docs() -> None:
+    pod = resourcefieldref_pod()
+    pod["spec"]["containers"][0]["name"] = "client-container"
+    pod["metadata"]["labels"] = {
+        "zone": "us-est-coast",
+        "cluster": "test-cluster1",
+        "rack": "rack-22",
+    }
+    pod["metadata"]["annotations"] = {"build": "two", "builder": "john-doe"}
+
+    def item(res: str, divisor: str) -> dict[str, Any]:
+        ref = {"containerName": "client-container", "resource": res, "divisor": divisor}
+        return {"path": "x", "resourceFieldRef": ref}
+
+    assert volume_item_value(pod, item("limits.cpu", "1m")) == "250"
+    assert volume_item_value(pod, item("requests.cpu", "1m")) == "125"
+    assert volume_item_value(pod, item("limits.memory", "1Mi")) == "64"
+    assert volume_item_value(pod, item("requests.memory", "1Mi")) == "32"
+    labels = {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+    annotations = {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}
+    assert volume_item_value(pod, labels) == (
+        'cluster="test-cluster1"\nrack="rack-22"\nzone="us-est-coast"'
+    )
+    assert volume_item_value(pod, annotations) == 'build="two"\nbuilder="john-doe"'
+    with pytest.raises(FieldPathError):
+        volume_item_value(pod, {"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}})
+    with pytest.raises(FieldPathError):
+        volume_item_value(pod, {"path": "nothing"})

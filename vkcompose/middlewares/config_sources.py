@@ -1,0 +1,581 @@
+"""Config sources: env from ConfigMaps and Secrets, then the final ``$(VAR)`` expansion.
+
+Pure core first — :func:`resolve_env` computes one container's environment exactly as the
+kubelet's ``makeEnvironmentVariables`` does:
+
+1. ``envFrom`` sources in order (ConfigMap ``data`` or Secret ``data``, each key with the
+   source's ``prefix``); keys that are not valid variable names are skipped and reported
+   (the kubelet's ``InvalidEnvironmentVariableNames`` event); a later source overrides an
+   earlier one;
+2. ``env`` entries in order, overriding ``envFrom``: a literal ``value`` is expanded against
+   the variables defined so far and then the service-link variables; a ``configMapKeyRef`` or
+   ``secretKeyRef`` is looked up (values from sources are never expanded); an ``optional``
+   reference to a missing source or key leaves the variable unset;
+3. the remaining service-link variables are added, and ``command``/``args`` are expanded
+   against the final environment.
+
+A missing mandatory source or key raises :class:`ConfigError` with the kubelet's message
+(``configmap "x" not found``, ``couldn't find key k in Secret ns/x`` …). Sources are read
+through a :class:`SourceReader` — a synchronous cache: :class:`StaticSources` here, a
+watch-fed one in :mod:`vkcompose.middlewares.config_sources_watch`.
+
+>>> sources = StaticSources([{"kind": "ConfigMap", "metadata": {"namespace": "default",
+...     "name": "special-config"}, "data": {"special.how": "very"}}])
+>>> pod = {"metadata": {"namespace": "default"}, "spec": {"containers": [{"name": "c",
+...     "command": ["echo", "$(SPECIAL_LEVEL_KEY)"],
+...     "env": [{"name": "SPECIAL_LEVEL_KEY", "valueFrom": {"configMapKeyRef": {
+...         "name": "special-config", "key": "special.how"}}}]}]}}
+>>> resolved = resolve_env(pod, pod["spec"]["containers"][0], sources)
+>>> resolved.as_dict(), resolved.command
+({'SPECIAL_LEVEL_KEY': 'very'}, ['echo', 'very'])
+
+Secret values never appear in exceptions, events or reprs (:class:`ResolvedEnv` shows names
+only, and reports which variables carry secret data in ``secret_names``).
+
+The :class:`ResolveConfigSources` middleware applies this to every container of the pods of
+CreatePod/UpdatePod. It must sit *inside* (after) :class:`~vkcompose.middlewares.downward_api.
+DownwardAPI` and :class:`~vkcompose.middlewares.service_links.ServiceLinks`, because the
+expansion it performs needs their values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from vkcompose.errors import InvalidInput
+from vkcompose.middlewares.events import EventSink
+from vkcompose.ops import CreatePod, Op, UpdatePod
+from vkcompose.pipeline import Handler
+from vkcompose.podspec import JSON, Pod
+from vkcompose.podspec.expansion import escape, expand, expand_command
+
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+CONFIG_ERROR = "CreateContainerConfigError"
+"""The container waiting reason for a missing mandatory source or key."""
+INVALID_NAMES_REASON = "InvalidEnvironmentVariableNames"
+"""The event reason for ``envFrom`` keys skipped because they are not valid names."""
+
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+class ConfigError(ValueError):
+    """A mandatory ConfigMap/Secret or key is missing, or an env entry cannot be resolved.
+
+    The message is the kubelet's (it becomes the container's waiting message) and never holds
+    a secret value.
+    """
+
+
+def is_env_var_name(name: str) -> bool:
+    """Whether ``name`` is a valid env var name (classic rule ``[-._a-zA-Z][-._a-zA-Z0-9]*``)."""
+    return _ENV_NAME.match(name) is not None
+
+
+# --- reading sources ---------------------------------------------------------------------
+
+
+@runtime_checkable
+class SourceReader(Protocol):
+    """Reads ConfigMaps and Secrets from a local cache (synchronous; ``None`` = not found)."""
+
+    def get_configmap(self, namespace: str, name: str) -> JSON | None:
+        """The ConfigMap JSON, or ``None`` when it does not exist."""
+
+    def get_secret(self, namespace: str, name: str) -> JSON | None:
+        """The Secret JSON (``data`` base64-encoded as the API sends it), or ``None``."""
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+
+
+class StaticSources:
+    """A :class:`SourceReader` over objects held in memory (tests, fixed configurations).
+
+    Objects are ConfigMap/Secret JSON dicts told apart by ``kind``; Secrets may use
+    ``stringData`` (plain strings) instead of base64 ``data``. :meth:`put` and :meth:`delete`
+    change the content later.
+    """
+
+    def __init__(self, objects: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._configmaps: dict[tuple[str, str], JSON] = {}
+        self._secrets: dict[tuple[str, str], JSON] = {}
+        for obj in objects:
+            self.put(obj)
+
+    def put(self, obj: Mapping[str, Any]) -> None:
+        """Add or replace a ConfigMap or Secret."""
+        kind = obj.get("kind")
+        if kind == "ConfigMap":
+            self._configmaps[_key(obj)] = dict(obj)
+        elif kind == "Secret":
+            self._secrets[_key(obj)] = dict(obj)
+        else:
+            raise ValueError(f"StaticSources holds ConfigMaps and Secrets, not {kind!r}")
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Remove an object (no error if absent)."""
+        table = self._configmaps if kind == "ConfigMap" else self._secrets
+        table.pop((namespace, name), None)
+
+    def get_configmap(self, namespace: str, name: str) -> JSON | None:
+        """The ConfigMap, or ``None``."""
+        return self._configmaps.get((namespace, name))
+
+    def get_secret(self, namespace: str, name: str) -> JSON | None:
+        """The Secret, or ``None``."""
+        return self._secrets.get((namespace, name))
+
+    def __repr__(self) -> str:
+        return f"StaticSources(configmaps={len(self._configmaps)}, secrets={len(self._secrets)})"
+
+
+def secret_values(secret: Mapping[str, Any], namespace: str, name: str) -> dict[str, str]:
+    """A Secret's decoded values (``data`` base64-decoded, overlaid by ``stringData``).
+
+    Bytes that are not UTF-8 are replaced by U+FFFD. Errors never show the data.
+    """
+    out: dict[str, str] = {}
+    for key, encoded in (secret.get("data") or {}).items():
+        try:
+            raw = base64.b64decode(str(encoded), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(
+                f"invalid base64 data for key {key} in Secret {namespace}/{name}"
+            ) from None
+        out[key] = raw.decode("utf-8", errors="replace")
+    for key, value in (secret.get("stringData") or {}).items():
+        out[key] = str(value)
+    return out
+
+
+class _Sources:
+    """Per-container lookups with the kubelet's caching and error messages."""
+
+    def __init__(self, reader: SourceReader, namespace: str) -> None:
+        self.reader = reader
+        self.namespace = namespace
+        self.configmaps: dict[str, dict[str, str] | None] = {}
+        self.secrets: dict[str, dict[str, str] | None] = {}
+
+    def configmap(self, name: str, optional: bool) -> dict[str, str] | None:
+        if name not in self.configmaps:
+            obj = self.reader.get_configmap(self.namespace, name)
+            self.configmaps[name] = (
+                None if obj is None else {k: str(v) for k, v in (obj.get("data") or {}).items()}
+            )
+        data = self.configmaps[name]
+        if data is None and not optional:
+            raise ConfigError(f'configmap "{name}" not found')
+        return data
+
+    def secret(self, name: str, optional: bool) -> dict[str, str] | None:
+        if name not in self.secrets:
+            obj = self.reader.get_secret(self.namespace, name)
+            self.secrets[name] = None if obj is None else secret_values(obj, self.namespace, name)
+        data = self.secrets[name]
+        if data is None and not optional:
+            raise ConfigError(f'secret "{name}" not found')
+        return data
+
+
+# --- the pure core -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SkippedKeys:
+    """``envFrom`` keys skipped because they are not valid env var names."""
+
+    kind: str
+    """``configMap`` or ``secret`` (as the kubelet's event message says)."""
+    namespace: str
+    name: str
+    keys: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        """The kubelet's ``InvalidEnvironmentVariableNames`` event message."""
+        return (
+            f"Keys [{', '.join(self.keys)}] from the EnvFrom {self.kind} "
+            f"{self.namespace}/{self.name} were skipped since they are considered invalid "
+            "environment variable names."
+        )
+
+
+@attrs.frozen(repr=False)
+class ResolvedEnv:
+    """A container's resolved environment.
+
+    ``env`` is a list of ``{"name", "value"}`` dicts (final values when expanded, pod-spec
+    form otherwise); ``command``/``args`` are expanded copies (or ``None`` when absent);
+    ``skipped`` lists invalid ``envFrom`` keys; ``secret_names`` the variables whose values
+    hold Secret data (directly or through ``$(VAR)``).
+    """
+
+    env: list[dict[str, Any]]
+    command: list[str] | None = None
+    args: list[str] | None = None
+    skipped: tuple[SkippedKeys, ...] = ()
+    secret_names: frozenset[str] = frozenset()
+
+    def as_dict(self) -> dict[str, str]:
+        """The variables as a mapping (last entry of a name wins)."""
+        return {e["name"]: e.get("value") or "" for e in self.env}
+
+    def __repr__(self) -> str:
+        names = ", ".join(e["name"] for e in self.env)
+        return f"ResolvedEnv(names=[{names}], secret_names={sorted(self.secret_names)})"
+
+
+def _is_downward(value_from: Mapping[str, Any]) -> bool:
+    return value_from.get("fieldRef") is not None or value_from.get("resourceFieldRef") is not None
+
+
+def _env_from(
+    container: Mapping[str, Any], sources: _Sources, strict_names: bool
+) -> tuple[dict[str, str], set[str], list[SkippedKeys]]:
+    values: dict[str, str] = {}
+    secret: set[str] = set()
+    skipped: list[SkippedKeys] = []
+    for source in container.get("envFrom") or ():
+        prefix = str(source.get("prefix") or "")
+        if source.get("configMapRef") is not None:
+            ref, kind, from_secret = source["configMapRef"], "configMap", False
+            data = sources.configmap(str(ref.get("name") or ""), bool(ref.get("optional")))
+        elif source.get("secretRef") is not None:
+            ref, kind, from_secret = source["secretRef"], "secret", True
+            data = sources.secret(str(ref.get("name") or ""), bool(ref.get("optional")))
+        else:
+            continue
+        if data is None:
+            continue
+        invalid: list[str] = []
+        for key, value in data.items():
+            name = prefix + key
+            if strict_names and not is_env_var_name(name):
+                invalid.append(name)
+                continue
+            values[name] = value
+            if from_secret:
+                secret.add(name)
+            else:
+                secret.discard(name)
+        if invalid:
+            skipped.append(
+                SkippedKeys(
+                    kind, sources.namespace, str(ref.get("name") or ""), tuple(sorted(invalid))
+                )
+            )
+    return values, secret, skipped
+
+
+def _from_source(
+    entry: Mapping[str, Any], sources: _Sources, container_name: str
+) -> tuple[str | None, bool] | None:
+    """Value of a configMapKeyRef/secretKeyRef entry: ``(value or None if unset, secret?)``.
+
+    ``None`` when the entry has no such reference.
+    """
+    value_from = entry.get("valueFrom") or {}
+    if value_from.get("configMapKeyRef") is not None:
+        ref = value_from["configMapKeyRef"]
+        name, key, optional = (
+            str(ref.get("name") or ""),
+            str(ref.get("key")),
+            bool(ref.get("optional")),
+        )
+        data = sources.configmap(name, optional)
+        if data is None:
+            return None, False
+        if key not in data:
+            if optional:
+                return None, False
+            raise ConfigError(f"couldn't find key {key} in ConfigMap {sources.namespace}/{name}")
+        return data[key], False
+    if value_from.get("secretKeyRef") is not None:
+        ref = value_from["secretKeyRef"]
+        name, key, optional = (
+            str(ref.get("name") or ""),
+            str(ref.get("key")),
+            bool(ref.get("optional")),
+        )
+        data = sources.secret(name, optional)
+        if data is None:
+            return None, True
+        if key not in data:
+            if optional:
+                return None, True
+            raise ConfigError(f"couldn't find key {key} in Secret {sources.namespace}/{name}")
+        return data[key], True
+    return None
+
+
+def resolve_env(
+    pod: Pod,
+    container: Mapping[str, Any],
+    sources: SourceReader,
+    *,
+    service_env: Mapping[str, str] | None = None,
+    expand_vars: bool = True,
+    strict_names: bool = True,
+) -> ResolvedEnv:
+    """Resolve ``container``'s environment the kubelet's way (see the module docs).
+
+    * ``service_env`` — service-link variables (:func:`~vkcompose.middlewares.service_links.
+      service_env`); they are referable by ``$(VAR)`` and added unless overridden.
+    * ``expand_vars=False`` keeps the pod-spec form instead: ``envFrom`` and source references
+      become literal (escaped) entries, other entries (literal values, downward API
+      references) stay as they are, and nothing is expanded — for pods that a real kubelet
+      will run later.
+    * ``strict_names=False`` keeps every ``envFrom`` key (Kubernetes ≥ 1.30 with relaxed
+      env var name validation) instead of skipping invalid names.
+    """
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+    cname = str(container.get("name") or "")
+    reader = _Sources(sources, namespace)
+    from_env_from, secret, skipped = _env_from(container, reader, strict_names)
+    services = dict(service_env or {})
+
+    if not expand_vars:
+        entries: list[dict[str, Any]] = [
+            {"name": k, "value": escape(v)} for k, v in services.items()
+        ]
+        entries += [{"name": k, "value": escape(v)} for k, v in from_env_from.items()]
+        for entry in container.get("env") or ():
+            resolved = None if entry.get("value") else _from_source(entry, reader, cname)
+            if resolved is None:
+                entries.append(entry)
+                secret.discard(entry["name"])
+            elif resolved[0] is not None:
+                entries.append({"name": entry["name"], "value": escape(resolved[0])})
+                if resolved[1]:
+                    secret.add(entry["name"])
+                else:
+                    secret.discard(entry["name"])
+        return ResolvedEnv(
+            env=entries,
+            command=list(container["command"]) if container.get("command") is not None else None,
+            args=list(container["args"]) if container.get("args") is not None else None,
+            skipped=tuple(skipped),
+            secret_names=frozenset(secret),
+        )
+
+    env: dict[str, str] = dict(from_env_from)
+    referenced: list[str] = []
+
+    def lookup(name: str) -> str | None:
+        value = env.get(name)
+        if value is not None:
+            referenced.append(name)
+            return value
+        return services.get(name)
+
+    for entry in container.get("env") or ():
+        name = entry["name"]
+        literal = entry.get("value") or ""
+        if literal:
+            referenced.clear()
+            env[name] = expand(literal, lookup)
+            if any(r in secret for r in referenced):
+                secret.add(name)
+            else:
+                secret.discard(name)
+            continue
+        value_from = entry.get("valueFrom")
+        if not value_from:
+            env[name] = ""
+            secret.discard(name)
+            continue
+        resolved = _from_source(entry, reader, cname)
+        if resolved is None:
+            if _is_downward(value_from):
+                raise ConfigError(
+                    f'container "{cname}": env {name}: its fieldRef/resourceFieldRef is not '
+                    "resolved (place the DownwardAPI middleware before ResolveConfigSources)"
+                )
+            raise ConfigError(f'container "{cname}": env {name}: unsupported valueFrom')
+        value, from_secret = resolved
+        if value is None:
+            continue  # optional and missing: the variable stays unset
+        env[name] = value
+        if from_secret:
+            secret.add(name)
+        else:
+            secret.discard(name)
+
+    final = dict(env)
+    for name, value in services.items():
+        final.setdefault(name, value)
+    return ResolvedEnv(
+        env=[{"name": k, "value": v} for k, v in final.items()],
+        command=expand_command(container.get("command"), final),
+        args=expand_command(container.get("args"), final),
+        skipped=tuple(skipped),
+        secret_names=frozenset(secret),
+    )
+
+
+def _needs_work(container: Mapping[str, Any], expand_vars: bool, has_services: bool) -> bool:
+    if container.get("envFrom"):
+        return True
+    env = container.get("env") or ()
+    for entry in env:
+        if entry.get("valueFrom") and not entry.get("value"):
+            return True
+    if not expand_vars:
+        return has_services
+    if has_services:
+        return True
+    if any("$" in (entry.get("value") or "") for entry in env):
+        return True
+    if len({entry["name"] for entry in env}) != len(env):
+        return True
+    words = [*(container.get("command") or ()), *(container.get("args") or ())]
+    return any("$" in w for w in words)
+
+
+@attrs.frozen(repr=False)
+class ResolvedPod:
+    """The result of :func:`resolve_pod`: the rewritten pod and what each container reported."""
+
+    pod: Pod
+    skipped: tuple[SkippedKeys, ...] = ()
+    secret_names: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
+    """Container name → names of its variables holding Secret data."""
+
+    def __repr__(self) -> str:
+        return f"ResolvedPod(skipped={len(self.skipped)}, secret_names={dict(self.secret_names)})"
+
+
+def resolve_pod(
+    pod: Pod,
+    sources: SourceReader,
+    *,
+    service_env: Mapping[str, str] | None = None,
+    expand_vars: bool = True,
+    strict_names: bool = True,
+) -> ResolvedPod:
+    """A copy of ``pod`` whose containers carry resolved ``env`` (and expanded command/args).
+
+    ``envFrom`` is removed from rewritten containers; containers needing no change are shared
+    with the input, which is never modified. Raises :class:`ConfigError` like
+    :func:`resolve_env`.
+    """
+    spec = pod.get("spec") or {}
+    new_spec: dict[str, Any] | None = None
+    skipped: list[SkippedKeys] = []
+    secret_names: dict[str, frozenset[str]] = {}
+    has_services = bool(service_env)
+    for key in CONTAINER_LISTS:
+        containers = spec.get(key)
+        if not containers:
+            continue
+        new_list: list[Any] = []
+        changed = False
+        for c in containers:
+            if not _needs_work(c, expand_vars, has_services):
+                new_list.append(c)
+                continue
+            resolved = resolve_env(
+                pod,
+                c,
+                sources,
+                service_env=service_env,
+                expand_vars=expand_vars,
+                strict_names=strict_names,
+            )
+            new_c = {k: v for k, v in c.items() if k != "envFrom"}
+            new_c["env"] = resolved.env
+            if resolved.command is not None:
+                new_c["command"] = resolved.command
+            if resolved.args is not None:
+                new_c["args"] = resolved.args
+            new_list.append(new_c)
+            changed = True
+            skipped.extend(resolved.skipped)
+            if resolved.secret_names:
+                secret_names[str(c.get("name") or "")] = resolved.secret_names
+        if changed:
+            new_spec = new_spec if new_spec is not None else dict(spec)
+            new_spec[key] = new_list
+    new_pod = pod if new_spec is None else {**pod, "spec": new_spec}
+    return ResolvedPod(new_pod, tuple(skipped), secret_names)
+
+
+# --- the middleware ------------------------------------------------------------------------
+
+
+class ResolveConfigSources:
+    """Resolve ConfigMap/Secret env, ``envFrom`` and ``$(VAR)`` for CreatePod/UpdatePod.
+
+    * A missing mandatory source or key fails the op with
+      :class:`~vkcompose.errors.InvalidInput` (reason ``CreateContainerConfigError``, the
+      kubelet's message) before the backend is called; the pod controller shows it as the
+      container's waiting reason and retries, so creating the source later lets the pod start.
+    * Skipped ``envFrom`` keys are reported as ``InvalidEnvironmentVariableNames`` warning
+      events through ``events`` when given.
+    * ``expand_vars`` and ``strict_names`` as in :func:`resolve_env`.
+    """
+
+    def __init__(
+        self,
+        sources: SourceReader,
+        events: EventSink | None = None,
+        *,
+        expand_vars: bool = True,
+        strict_names: bool = True,
+    ) -> None:
+        self.sources = sources
+        self.events = events
+        self.expand_vars = expand_vars
+        self.strict_names = strict_names
+
+    async def __call__(self, op: Op, call_next: Handler, /) -> Any:
+        match op:
+            case CreatePod() | UpdatePod():
+                try:
+                    resolved = resolve_pod(
+                        op.pod,
+                        self.sources,
+                        expand_vars=self.expand_vars,
+                        strict_names=self.strict_names,
+                    )
+                except ConfigError as e:
+                    raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
+                if self.events is not None:
+                    for skip in resolved.skipped:
+                        self.events.emit(
+                            op.pod,
+                            type="Warning",
+                            reason=INVALID_NAMES_REASON,
+                            message=skip.message,
+                        )
+                if resolved.pod is op.pod:
+                    return await call_next(op)
+                return await call_next(attrs.evolve(op, pod=resolved.pod))
+            case _:
+                return await call_next(op)
+
+
+__all__ = [
+    "CONFIG_ERROR",
+    "INVALID_NAMES_REASON",
+    "ConfigError",
+    "ResolveConfigSources",
+    "ResolvedEnv",
+    "ResolvedPod",
+    "SkippedKeys",
+    "SourceReader",
+    "StaticSources",
+    "is_env_var_name",
+    "resolve_env",
+    "resolve_pod",
+    "secret_values",
+]

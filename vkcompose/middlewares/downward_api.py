@@ -1,0 +1,297 @@
+"""The downward API: pod and container facts as env values and volume file contents.
+
+Pure core first (no vkcompose runtime needed, e.g. from a kopf handler):
+
+* :func:`resolve_downward_env` — one container's ``env`` with every ``valueFrom.fieldRef`` and
+  ``valueFrom.resourceFieldRef`` replaced by a literal ``value``;
+* :func:`resolve_downward` — a copy of the pod with that done for every container;
+* :func:`needs_pod_ips` / :func:`has_downward_env` — whether a pod needs pod IPs / any work;
+* :func:`volume_item_value` — the content of one ``downwardAPI`` volume item (labels and
+  annotations as sorted ``key="value"`` lines, single fields as plain values).
+
+>>> from vkcompose.ops import NodeInfo
+>>> pod = {"metadata": {"name": "web", "namespace": "shop"},
+...        "spec": {"nodeName": "vk-1", "containers": [{"name": "app", "env": [
+...            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+...            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}]}}
+>>> resolve_downward_env(pod, pod["spec"]["containers"][0],
+...                      node=NodeInfo(name="vk-1"), pod_ips=["10.1.0.5"])
+[{'name': 'POD', 'value': 'web'}, {'name': 'IP', 'value': '10.1.0.5'}]
+
+Resolved values are written *escaped* for ``$(VAR)`` expansion (``$`` → ``$$``): the rewritten
+pod means exactly what the original meant, so the later expansion (done by
+:class:`~vkcompose.middlewares.config_sources.ResolveConfigSources`, or by a real kubelet if
+the pod is forwarded) yields the value itself. Pass ``escape_values=False`` for raw values.
+
+Then the :class:`DownwardAPI` middleware. Pod IPs come from the backend (an
+:class:`~vkcompose.ops.AllocatePodIPs` op sent down the rest of the pipeline, served by the
+``KnowsPodIPs`` capability), else from the node's addresses for host-network pods; when they
+cannot be known the pod fails with ``CreateContainerConfigError`` — never an empty string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from vkcompose.errors import InvalidInput, Unsupported
+from vkcompose.ops import AllocatePodIPs, CreatePod, NodeInfo, Op, UpdatePod
+from vkcompose.pipeline import Handler
+from vkcompose.podspec import Pod
+from vkcompose.podspec.expansion import escape
+from vkcompose.podspec.fieldpath import (
+    ENV_FIELDS,
+    METADATA_FIELDS,
+    POD_IP_FIELDS,
+    FieldPathError,
+    field_value,
+    resource_value,
+    split_subscript,
+)
+
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+CONFIG_ERROR = "CreateContainerConfigError"
+"""The container waiting reason the kubelet uses when a container's config cannot be made."""
+
+
+def _containers(pod: Pod) -> list[Mapping[str, Any]]:
+    spec = pod.get("spec") or {}
+    return [c for key in CONTAINER_LISTS for c in (spec.get(key) or ())]
+
+
+def _downward_ref(entry: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    if entry.get("value"):
+        return None  # a literal value wins over valueFrom, as with the kubelet
+    value_from = entry.get("valueFrom") or {}
+    if value_from.get("fieldRef") is not None or value_from.get("resourceFieldRef") is not None:
+        return value_from
+    return None
+
+
+def has_downward_env(pod: Pod) -> bool:
+    """Whether any container of ``pod`` has an env ``fieldRef`` or ``resourceFieldRef``."""
+    return any(
+        _downward_ref(entry) is not None for c in _containers(pod) for entry in c.get("env") or ()
+    )
+
+
+def needs_pod_ips(pod: Pod) -> bool:
+    """Whether any env ``fieldRef`` of ``pod`` asks for ``status.podIP`` or ``status.podIPs``."""
+    for c in _containers(pod):
+        for entry in c.get("env") or ():
+            ref = _downward_ref(entry)
+            if ref is not None and (ref.get("fieldRef") or {}).get("fieldPath") in POD_IP_FIELDS:
+                return True
+    return False
+
+
+def _env_field_value(
+    pod: Pod,
+    ref: Mapping[str, Any],
+    node: NodeInfo | None,
+    pod_ips: Sequence[str] | None,
+) -> str:
+    path = str(ref.get("fieldPath") or "")
+    _, key = split_subscript(path)
+    if key is None and path not in ENV_FIELDS:
+        raise FieldPathError(f"field label not supported: {path}")
+    if path == "spec.nodeName" and not (pod.get("spec") or {}).get("nodeName") and node:
+        return node.name
+    return field_value(
+        pod,
+        path,
+        host_ips=node.host_ips if node else (),
+        pod_ips=pod_ips,
+        api_version=ref.get("apiVersion"),
+    )
+
+
+def resolve_downward_env(
+    pod: Pod,
+    container: Mapping[str, Any],
+    *,
+    node: NodeInfo | None = None,
+    pod_ips: Sequence[str] | None = None,
+    escape_values: bool = True,
+) -> list[dict[str, Any]]:
+    """``container``'s ``env`` with ``fieldRef``/``resourceFieldRef`` entries made literal.
+
+    Other entries are kept as they are (the same dicts). ``node`` gives the host IPs, the
+    allocatable resources that default missing limits and the node name when the pod has none.
+    Raises :class:`~vkcompose.podspec.fieldpath.FieldPathError` naming the container and
+    variable when a value cannot be resolved.
+    """
+    out: list[dict[str, Any]] = []
+    allocatable = node.allocatable if node else None
+    for entry in container.get("env") or ():
+        ref = _downward_ref(entry)
+        if ref is None:
+            out.append(entry)
+            continue
+        try:
+            if ref.get("fieldRef") is not None:
+                value = _env_field_value(pod, ref["fieldRef"], node, pod_ips)
+            else:
+                rf = ref["resourceFieldRef"]
+                target: str | Mapping[str, Any] = rf.get("containerName") or container
+                value = resource_value(
+                    pod, target, str(rf.get("resource") or ""), rf.get("divisor"), allocatable
+                )
+        except FieldPathError as e:
+            raise FieldPathError(
+                f'container "{container.get("name")}": env {entry.get("name")}: {e}'
+            ) from None
+        out.append({"name": entry["name"], "value": escape(value) if escape_values else value})
+    return out
+
+
+def resolve_downward(
+    pod: Pod,
+    *,
+    node: NodeInfo | None = None,
+    pod_ips: Sequence[str] | None = None,
+    escape_values: bool = True,
+) -> Pod:
+    """A copy of ``pod`` with every container's downward API env resolved.
+
+    Containers without downward API env are shared with the input, not copied; the input is
+    never modified.
+    """
+    spec = pod.get("spec") or {}
+    new_spec: dict[str, Any] | None = None
+    for key in CONTAINER_LISTS:
+        containers = spec.get(key)
+        if not containers:
+            continue
+        changed = False
+        new_list = []
+        for c in containers:
+            if any(_downward_ref(e) is not None for e in c.get("env") or ()):
+                env = resolve_downward_env(
+                    pod, c, node=node, pod_ips=pod_ips, escape_values=escape_values
+                )
+                new_list.append({**c, "env": env})
+                changed = True
+            else:
+                new_list.append(c)
+        if changed:
+            new_spec = new_spec if new_spec is not None else dict(spec)
+            new_spec[key] = new_list
+    if new_spec is None:
+        return pod
+    return {**pod, "spec": new_spec}
+
+
+def volume_item_value(
+    pod: Pod, item: Mapping[str, Any], *, node_allocatable: Mapping[str, str] | None = None
+) -> str:
+    """The content of one ``downwardAPI`` volume item (``fieldRef`` or ``resourceFieldRef``).
+
+    Volume files accept only ``metadata.*`` field paths; ``metadata.labels`` and
+    ``metadata.annotations`` render as the kubelet's sorted ``key="value"`` lines.
+
+    >>> pod = {"metadata": {"labels": {"zone": "us-est-coast", "rack": "rack-22"}}}
+    >>> print(volume_item_value(pod, {"path": "labels",
+    ...                               "fieldRef": {"fieldPath": "metadata.labels"}}))
+    rack="rack-22"
+    zone="us-est-coast"
+    """
+    if item.get("fieldRef") is not None:
+        ref = item["fieldRef"]
+        path = str(ref.get("fieldPath") or "")
+        _, key = split_subscript(path)
+        if key is None and path not in METADATA_FIELDS:
+            raise FieldPathError(f"unsupported fieldPath: {path}")
+        return field_value(pod, path, api_version=ref.get("apiVersion"))
+    if item.get("resourceFieldRef") is not None:
+        rf = item["resourceFieldRef"]
+        return resource_value(
+            pod,
+            str(rf.get("containerName") or ""),
+            str(rf.get("resource") or ""),
+            rf.get("divisor"),
+            node_allocatable,
+        )
+    raise FieldPathError(
+        f"downwardAPI item {item.get('path')!r} has no fieldRef or resourceFieldRef"
+    )
+
+
+def _status_pod_ips(pod: Pod) -> list[str]:
+    status = pod.get("status") or {}
+    ips = [str(p.get("ip")) for p in status.get("podIPs") or () if p.get("ip")]
+    if not ips and status.get("podIP"):
+        ips = [str(status["podIP"])]
+    return ips
+
+
+class DownwardAPI:
+    """Resolve env ``fieldRef``/``resourceFieldRef`` of the pods of CreatePod/UpdatePod.
+
+    * ``node`` is used when an op carries no :class:`~vkcompose.ops.NodeInfo` of its own.
+    * Pod IPs are asked only when some env refers to ``status.podIP(s)``: first from the
+      backend (``AllocatePodIPs`` down the rest of the pipeline), then from the pod's status,
+      then — for host-network pods or nodes — the node's host IPs. Otherwise the op fails with
+      :class:`~vkcompose.errors.InvalidInput` (reason ``CreateContainerConfigError``) and the
+      backend is not called.
+    * ``escape_values`` (default true) writes values escaped for the later ``$(VAR)``
+      expansion (see the module docs).
+    """
+
+    def __init__(self, node: NodeInfo | None = None, *, escape_values: bool = True) -> None:
+        self.node = node
+        self.escape_values = escape_values
+
+    async def __call__(self, op: Op, call_next: Handler, /) -> Any:
+        match op:
+            case CreatePod() | UpdatePod():
+                pod = op.pod
+                if not has_downward_env(pod):
+                    return await call_next(op)
+                node = op.node or self.node
+                pod_ips = await self._pod_ips(op, node, call_next) if needs_pod_ips(pod) else None
+                try:
+                    new_pod = resolve_downward(
+                        pod, node=node, pod_ips=pod_ips, escape_values=self.escape_values
+                    )
+                except FieldPathError as e:
+                    raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
+                return await call_next(attrs.evolve(op, pod=new_pod))
+            case _:
+                return await call_next(op)
+
+    async def _pod_ips(
+        self, op: CreatePod | UpdatePod, node: NodeInfo | None, call_next: Handler
+    ) -> list[str]:
+        try:
+            ips = await call_next(AllocatePodIPs(pod=op.pod, node=node))
+        except Unsupported:
+            ips = None
+        if ips:
+            return [str(ip) for ip in ips]
+        from_status = _status_pod_ips(op.pod)
+        if from_status:
+            return from_status
+        host_network = bool((op.pod.get("spec") or {}).get("hostNetwork")) or (
+            node is not None and node.host_network
+        )
+        if host_network and node is not None and node.host_ips:
+            return list(node.host_ips)
+        raise InvalidInput(
+            "env refers to status.podIP/status.podIPs but the pod's IPs cannot be known: the "
+            "backend does not report pod IPs (KnowsPodIPs) and the pod is not on the host network",
+            reason=CONFIG_ERROR,
+        )
+
+
+__all__ = [
+    "CONFIG_ERROR",
+    "DownwardAPI",
+    "has_downward_env",
+    "needs_pod_ips",
+    "resolve_downward",
+    "resolve_downward_env",
+    "volume_item_value",
+]
