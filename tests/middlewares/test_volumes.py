@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vkcompose.errors import InvalidInput, NotFound, TemporaryError, Unsupported
+from vkcompose.middlewares.redaction import SecretRegistry
 from vkcompose.middlewares.volumes import (
     DEFAULT_MODE,
     FileSpec,
@@ -591,12 +592,13 @@ async def test_middleware_materializes_passes_paths_and_cleans_up(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    registry = SecretRegistry()
     sources = Sources(
         configmaps={"cm": {"data": {"a": "1"}}}, secrets={"s": {"data": {"pw": b64(SECRET_VALUE)}}}
     )
     tokens = FakeTokens()
     events = Events()
-    volumes = Volumes(tmp_path / "pods", sources, tokens, events)
+    volumes = Volumes(tmp_path / "pods", sources, tokens, events, secrets=registry)
     backend = Recorder()
     pipeline = compose(volumes, backend=backend)
     pod = make_pod(FULL_VOLUMES, labels={"app": "web"})
@@ -627,6 +629,8 @@ async def test_middleware_materializes_passes_paths_and_cleans_up(
 
     emitted = caplog.text + repr(events.events)
     assert SECRET_VALUE not in emitted and "token-1" not in emitted
+    assert SECRET_VALUE in registry and "token-1-default-default--600" in registry
+    assert "1" not in registry  # ConfigMap content is not secret
 
 
 @pytest.mark.anyio

@@ -61,6 +61,13 @@ class SourceReader(Protocol):
         ...
 
 
+class SecretSink(Protocol):
+    """Learns secret values to hide (``vkcompose.middlewares.redaction.SecretRegistry`` fits)."""
+
+    def add(self, value: str | bytes, /) -> None:
+        """Register one secret value."""
+
+
 class EventSink(Protocol):
     """Receives events about a pod (same shape as ``vkcompose.middlewares.events.EventSink``)."""
 
@@ -148,7 +155,8 @@ class Volumes:
     * :meth:`refresh` / :meth:`run`: re-sync configMap/secret/downwardAPI/projected content
       when sources change and renew projected tokens at 80 % of their lifetime.
 
-    ``chown`` (default: running as root) gives files to the pod's runAsUser/fsGroup.
+    ``chown`` (default: running as root) gives files to the pod's runAsUser/fsGroup;
+    ``secrets`` (a redaction ``SecretRegistry``) learns every Secret file's content and token.
     """
 
     def __init__(
@@ -161,6 +169,7 @@ class Volumes:
         clock: Callable[[], float] = time.monotonic,
         chown: bool | None = None,
         allow_host_path: bool = True,
+        secrets: SecretSink | None = None,
     ) -> None:
         self.root = Path(root)
         self.sources = sources
@@ -168,6 +177,7 @@ class Volumes:
         self.events = events
         self.chown = (os.geteuid() == 0) if chown is None else chown
         self.allow_host_path = allow_host_path
+        self.secrets = secrets
         self._locks: dict[str, anyio.Lock] = {}
         self._pods: dict[str, tuple[Pod, NodeInfo | None]] = {}
 
@@ -279,6 +289,10 @@ class Volumes:
                         raise
                     tasks.append(_Task(name, kind, target, error=failed))
                     continue
+                if self.secrets is not None:
+                    for spec in payload.values():
+                        if spec.secret:
+                            self.secrets.add(spec.data)
                 tasks.append(_Task(name, kind, target, payload))
             elif kind == "emptyDir":
                 tasks.append(_Task(name, kind, target))
@@ -404,4 +418,11 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["HOST_PATH_TYPES", "EventSink", "SourceReader", "Volumes", "pod_dir_name"]
+__all__ = [
+    "HOST_PATH_TYPES",
+    "EventSink",
+    "SecretSink",
+    "SourceReader",
+    "Volumes",
+    "pod_dir_name",
+]

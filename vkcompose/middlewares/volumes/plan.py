@@ -60,12 +60,14 @@ class VolumeMountError(TemporaryError):
 class FileSpec:
     """One file of a volume: its bytes, permission bits and (for tokens) owning user.
 
-    ``data`` is left out of ``repr`` so secret content never reaches logs or tracebacks.
+    ``data`` is left out of ``repr`` so secret content never reaches logs or tracebacks;
+    ``secret`` marks content from a Secret or a token (to register with a redaction registry).
     """
 
     data: bytes = attrs.field(repr=False)
     mode: int = attrs.field(default=DEFAULT_MODE, repr=oct)
     owner: int | None = None
+    secret: bool = attrs.field(default=False, eq=False, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -211,12 +213,13 @@ def _key_payload(
     default_mode: int,
     optional: bool,
     missing_key: str,
+    secret: bool = False,
 ) -> dict[str, FileSpec]:
     payload: dict[str, FileSpec] = {}
     items = list(items or ())
     if not items:
         for key, content in data.items():
-            payload[check_path(volume, key)] = FileSpec(content, default_mode)
+            payload[check_path(volume, key)] = FileSpec(content, default_mode, secret=secret)
         return payload
     for item in items:
         key = item.get("key") or ""
@@ -227,7 +230,9 @@ def _key_payload(
             raise VolumeMountError(volume, f"{missing_key}: {key}")
         mode = item.get("mode")
         payload[path] = FileSpec(
-            data[key], default_mode if mode is None else _check_mode(volume, mode, "mode")
+            data[key],
+            default_mode if mode is None else _check_mode(volume, mode, "mode"),
+            secret=secret,
         )
     return payload
 
@@ -272,7 +277,13 @@ def _secret_payload(
         secret = {}
     data = _decode_secret(volume, name, secret)
     return _key_payload(
-        volume, data, src.get("items"), default_mode, optional, "references non-existent secret key"
+        volume,
+        data,
+        src.get("items"),
+        default_mode,
+        optional,
+        "references non-existent secret key",
+        secret=True,
     )
 
 
@@ -315,7 +326,7 @@ def _token_payload(
     value = token if isinstance(token, str) else token(audience, expiration)
     owner = volume_ownership(pod)
     mode = 0o600 if owner else default_mode
-    return {path: FileSpec(value.encode(), mode, owner.uid)}
+    return {path: FileSpec(value.encode(), mode, owner.uid, secret=True)}
 
 
 def _check_conflicts(volume: str, payload: Mapping[str, FileSpec]) -> None:
