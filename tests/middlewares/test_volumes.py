@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vkcompose.errors import InvalidInput, NotFound, TemporaryError, Unsupported
+from vkcompose.middlewares.config_sources import StaticSources
+from vkcompose.middlewares.events import RecordingEvents
 from vkcompose.middlewares.redaction import SecretRegistry
 from vkcompose.middlewares.volumes import (
     DEFAULT_MODE,
@@ -944,3 +946,37 @@ async def test_sources_from_the_embedded_api_server(tmp_path: Path, apiserver: A
     assert read_volume(Path(paths["game"])) == {"lives": b"3", "logo": b"\x89PNG"}
     assert read_volume(Path(paths["creds"])) == {"password": SECRET_VALUE.encode()}
     assert read_volume(Path(paths["opt"])) == {}
+
+
+def test_config_sources_static_sources_fit_plan_volume() -> None:
+    shared = StaticSources(
+        [
+            {
+                "kind": "ConfigMap",
+                "metadata": {"name": "cm", "namespace": "default"},
+                "data": {"k": "v"},
+            },
+            {
+                "kind": "Secret",
+                "metadata": {"name": "s", "namespace": "default"},
+                "data": {"pw": b64(SECRET_VALUE)},
+            },
+        ]
+    )
+    volume = {
+        "name": "p",
+        "projected": {"sources": [{"configMap": {"name": "cm"}}, {"secret": {"name": "s"}}]},
+    }
+    payload = plan_volume(make_pod([volume]), volume, shared)
+    assert {p: s.data for p, s in payload.items()} == {"k": b"v", "pw": SECRET_VALUE.encode()}
+
+
+@pytest.mark.anyio
+async def test_recording_events_sink(tmp_path: Path) -> None:
+    events = RecordingEvents()
+    volumes = Volumes(tmp_path, Sources(), events=events)
+    with pytest.raises(VolumeMountError):
+        await volumes.materialize(make_pod([{"name": "c", "configMap": {"name": "x"}}]))
+    assert [(e.pod_key, e.type, e.reason) for e in events.events] == [
+        (("default", "web"), "Warning", "FailedMount")
+    ]

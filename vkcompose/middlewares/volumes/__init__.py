@@ -7,7 +7,7 @@ pipeline, and token sources for projected service account tokens.
 
 from vkcompose.middlewares.volumes.downward import format_map, volume_field_value
 from vkcompose.middlewares.volumes.middleware import (
-    EventSink,
+    SecretSink,
     SourceReader,
     Volumes,
     pod_dir_name,
@@ -29,10 +29,10 @@ from vkcompose.middlewares.volumes.writer import read_volume, set_ownership, wri
 
 __all__ = [
     "DEFAULT_MODE",
-    "EventSink",
     "FileSpec",
     "KubeTokenSource",
     "Ownership",
+    "SecretSink",
     "SourceReader",
     "SourceSnapshot",
     "SyncSourceReader",

@@ -29,6 +29,7 @@ import anyio.to_thread
 import attrs
 
 from vkcompose.errors import InvalidInput, NotFound, TemporaryError, Unsupported
+from vkcompose.middlewares.events import EventSink
 from vkcompose.middlewares.volumes.plan import (
     ATOMIC_KINDS,
     DEFAULT_TOKEN_EXPIRATION,
@@ -66,13 +67,6 @@ class SecretSink(Protocol):
 
     def add(self, value: str | bytes, /) -> None:
         """Register one secret value."""
-
-
-class EventSink(Protocol):
-    """Receives events about a pod (same shape as ``vkcompose.middlewares.events.EventSink``)."""
-
-    def emit(self, pod: Pod, *, type: str, reason: str, message: str) -> None:
-        """Record one event about ``pod``. Must not raise or block."""
 
 
 HOST_PATH_TYPES = (
@@ -420,7 +414,6 @@ def _rmtree(path: Path) -> None:
 
 __all__ = [
     "HOST_PATH_TYPES",
-    "EventSink",
     "SecretSink",
     "SourceReader",
     "Volumes",
