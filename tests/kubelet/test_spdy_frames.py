@@ -394,3 +394,36 @@ def test_writer_rejects_bad_header_names() -> None:
         encode_header_block({"": "x"})
     with pytest.raises(ValueError):
         encode_header_block({"a\x00b": "x"})
+
+
+# ------------------------------------------------------------ golden: Go (kubectl) frames
+#: Bytes kubectl v1.37 (moby/spdystream + its Go framer, zlib BestCompression) sent for
+#: ``kubectl exec demo -- echo hi`` after the upgrade: three SYN_STREAMs sharing one
+#: compression context, then RST_STREAM(CANCEL) for each and GOAWAY when done.
+GO_KUBECTL_EXEC = h(
+    """
+    80030001000000290000000100000000000078f9e3c6a7c26260606004a7b392a2d4c45c6851c29a0a0a6800
+    000000ffff800300010000001900000003000000000000c22ac5565c92925f5a02000000ffff800300010000
+    001500000005000000000000c229975a5404000000ffff800300030000000800000001000000058003000300
+    0000080000000300000005800300030000000800000005000000058003000700000008000000000000000000
+    """
+)
+
+
+def test_golden_frames_from_kubectl() -> None:
+    assert FrameReader().feed_all(GO_KUBECTL_EXEC) == [
+        SynStreamFrame(1, {"streamtype": ("error",)}),
+        SynStreamFrame(3, {"streamtype": ("stdout",)}),
+        SynStreamFrame(5, {"streamtype": ("stderr",)}),
+        RstStreamFrame(1, RstStatus.CANCEL),
+        RstStreamFrame(3, RstStatus.CANCEL),
+        RstStreamFrame(5, RstStatus.CANCEL),
+        GoAwayFrame(0, GoAwayStatus.OK),
+    ]
+
+
+def test_golden_kubectl_bytes_split_everywhere() -> None:
+    for cut in range(1, len(GO_KUBECTL_EXEC)):
+        reader = FrameReader()
+        frames = reader.feed_all(GO_KUBECTL_EXEC[:cut]) + reader.feed_all(GO_KUBECTL_EXEC[cut:])
+        assert len(frames) == 7
