@@ -980,3 +980,40 @@ async def test_recording_events_sink(tmp_path: Path) -> None:
     assert [(e.pod_key, e.type, e.reason) for e in events.events] == [
         (("default", "web"), "Warning", "FailedMount")
     ]
+
+
+@pytest.mark.anyio
+async def test_kube_api_access_volume_from_the_embedded_api_server(
+    tmp_path: Path, apiserver: Any
+) -> None:
+    """A pod as the API server defaults it (kube-api-access-*: token, ca.crt, namespace)."""
+    from kubernetes_asyncio import client
+
+    api = await apiserver.api_client()
+    try:
+        core = client.CoreV1Api(api)
+        response = await core.create_namespaced_pod(
+            "default",
+            {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+            _preload_content=False,
+        )
+        pod = dict(await response.json())
+        [volume] = pod["spec"]["volumes"]
+        assert volume["name"].startswith("kube-api-access-")
+        registry = SecretRegistry()
+        volumes = Volumes(tmp_path, ApiSources(api), KubeTokenSource(api), secrets=registry)
+        paths = await volumes.materialize(pod)
+        files = read_volume(Path(paths[volume["name"]]))
+        assert sorted(files) == ["ca.crt", "namespace", "token"]
+        assert files["namespace"] == b"default"
+        assert files["ca.crt"].startswith(b"-----BEGIN CERTIFICATE-----")
+        token = files["token"].decode()
+        assert token in registry
+        review = await client.AuthenticationV1Api(api).create_token_review(
+            {"spec": {"token": token}}, _preload_content=False
+        )
+        status = (await review.json())["status"]
+        assert status["authenticated"] is True
+        assert status["user"]["username"] == "system:serviceaccount:default:default"
+    finally:
+        await api.close()
