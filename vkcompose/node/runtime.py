@@ -29,6 +29,7 @@ from vkcompose.node.heartbeat import NodeController
 from vkcompose.node.kube import Kube, connect
 from vkcompose.node.pods import PodController
 from vkcompose.node.settings import VirtualNode
+from vkcompose.node.sources import ClusterSources
 from vkcompose.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,15 @@ class NodeRuntime:
             pods=PodController(node, kube, pipeline=pipeline, events=events, node_names=names),
         )
 
+    def cluster_sources(self) -> list[ClusterSources]:
+        """The :class:`ClusterSources` caches the middlewares read (started with the node)."""
+        found: list[ClusterSources] = []
+        for middleware in self.pipeline.middlewares:
+            sources = getattr(middleware, "sources", None)
+            if isinstance(sources, ClusterSources) and sources not in found:
+                found.append(sources)
+        return found
+
     async def run(
         self,
         *,
@@ -75,6 +85,8 @@ class NodeRuntime:
         """Run until cancelled; ``task_status.started()`` once nodes and pods are in sync."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.events.run)
+            for sources in self.cluster_sources():
+                await tg.start(functools.partial(sources.run, self.kube))
             await tg.start(self.nodes.run)
             if kubelet is not None:
                 tg.start_soon(kubelet, self)
