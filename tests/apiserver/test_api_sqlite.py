@@ -10,14 +10,13 @@ from kubernetes_asyncio import client
 
 from vkcompose.apiserver import embedded_apiserver
 from vkcompose.apiserver.storage import SQLiteStorage
-from vkcompose.testing.cluster import _tls_available
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_restart_keeps_objects_and_resource_versions(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    async with embedded_apiserver(data, storage="sqlite", tls=_tls_available()) as server:
+    async with embedded_apiserver(data, storage="sqlite") as server:
         api = await server.api_client()
         try:
             v1 = client.CoreV1Api(api)
@@ -35,7 +34,7 @@ async def test_restart_keeps_objects_and_resource_versions(tmp_path: Path) -> No
             last = int((await v1.list_namespaced_config_map("default")).metadata.resource_version)
         finally:
             await api.close()
-    async with embedded_apiserver(data, storage="sqlite", tls=_tls_available()) as server:
+    async with embedded_apiserver(data, storage="sqlite") as server:
         api = await server.api_client()
         try:
             v1 = client.CoreV1Api(api)

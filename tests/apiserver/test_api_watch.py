@@ -10,7 +10,6 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from vkcompose.apiserver import APIServer, embedded_apiserver
-from vkcompose.testing.cluster import _tls_available
 
 pytestmark = pytest.mark.anyio
 
@@ -149,7 +148,7 @@ async def test_send_initial_events_ends_with_bookmark(api: Any) -> None:
 
 
 async def test_too_old_resource_version_is_410_then_relist_works() -> None:
-    async with embedded_apiserver(tls=_tls_available(), history=5) as server:
+    async with embedded_apiserver(history=5) as server:
         api = await server.api_client()
         try:
             v1 = client.CoreV1Api(api)

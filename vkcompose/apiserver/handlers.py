@@ -49,6 +49,8 @@ class Reviews:
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
+        #: review_token(token, audiences) -> user or None (TokenReview)
+        self.review_token: Callable[[str, list[str] | None], UserInfo | None] | None = None
         #: issue(namespace, service_account, sa_uid, audiences, expiration_seconds,
         #:       bound_object) -> (token, expiration RFC3339)
         self.issue_token: Callable[..., tuple[str, str]] | None = None
@@ -757,7 +759,14 @@ class APIHandler:
         spec = body.get("spec") or {}
         if rt.kind == "TokenReview":
             token = spec.get("token") or ""
-            reviewed = self.authenticator.authenticate_token(token) if token else None
+            audiences = list(spec.get("audiences") or []) or None
+            review = self.reviews.review_token
+            if not token:
+                reviewed = None
+            elif review is not None:
+                reviewed = review(token, audiences)
+            else:
+                reviewed = self.authenticator.authenticate_token(token)
             if reviewed is None:
                 body["status"] = {
                     "authenticated": False,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import datetime
 import importlib
 import logging
 import secrets
@@ -14,12 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
-from vkcompose.apiserver.auth import ADMIN, Authenticator
+from vkcompose.apiserver import errors
+from vkcompose.apiserver.auth import ADMIN, Authenticator, UserInfo
 from vkcompose.apiserver.handlers import APIHandler, Reviews
-from vkcompose.apiserver.registry import Registry
+from vkcompose.apiserver.pki import PKI, load_or_create_pki
+from vkcompose.apiserver.registry import Registry, rfc3339
 from vkcompose.apiserver.resources import ResourceTable
 from vkcompose.apiserver.storage import Storage, open_storage
 from vkcompose.apiserver.watch import WatchHub
@@ -30,6 +33,21 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 KUBERNETES_SERVICE_IP = "10.96.0.1"
+
+
+_PKI_CACHE: dict[str, PKI] = {}
+
+
+def _load_pki(data_dir: Path | None) -> PKI:
+    """The PKI under ``data_dir``; servers without a data dir share one per process (generating
+    keys is the slowest part of a start)."""
+    if data_dir is not None:
+        return load_or_create_pki(data_dir)
+    if "shared" not in _PKI_CACHE:
+        shared = Path(tempfile.mkdtemp(prefix="vkcompose-pki-"))
+        atexit.register(shutil.rmtree, shared, True)
+        _PKI_CACHE["shared"] = load_or_create_pki(shared)
+    return _PKI_CACHE["shared"]
 
 
 def _validator() -> Any:
@@ -99,6 +117,10 @@ class APIServer:
         self._ca_pem: str | None = None
         self._client_cert: tuple[Path, Path] | None = None
         self._background: list[Any] = []
+        self.pki: PKI
+        pods = self.table.lookup("", "v1", "pods")
+        assert pods is not None
+        self._pods_rt = pods
 
     @property
     def registry(self) -> Registry:
@@ -190,48 +212,85 @@ class APIServer:
             token_file.write_text(self.admin_token)
             token_file.chmod(0o600)
         self.authenticator.add_token(self.admin_token, ADMIN)
-        if self.tls:
-            self._setup_tls()
+        self.pki = _load_pki(None if self._own_dir else self.data_dir)
+        self._ca_pem = self.pki.ca.cert_pem.decode()
+        self._setup_tls()
 
     def _setup_tls(self) -> None:
-        raise NotImplementedError("TLS needs vkcompose.apiserver.pki")
+        if self.tls:
+            self._ssl = self.pki.server_ssl_context()
+            self._client_cert = (self.pki.admin.cert_path, self.pki.admin.key_path)
+        self.ca_path = self.pki.ca_path
 
     def _setup_tokens(self, reviews: Reviews) -> None:
-        """Hook up service-account token issuing/verification (tokens module)."""
+        """Service-account tokens: verification for authentication and TokenReview,
+        issuing for TokenRequest."""
+        from vkcompose.apiserver.tokens import DEFAULT_AUDIENCE, TokenIssuer
+
+        issuer = TokenIssuer(self.pki.service_account_key)
+        api_audiences = [DEFAULT_AUDIENCE]
+
+        def review(token: str, audiences: list[str] | None) -> UserInfo | None:
+            user = issuer.verify(token, audiences=audiences or api_audiences)
+            if user is None:
+                return None
+            return UserInfo(user.username, user.groups, user.uid, dict(user.extra))
+
+        def verify(token: str) -> UserInfo | None:
+            return review(token, None)
+
+        def issue(
+            namespace: str,
+            name: str,
+            sa_uid: str,
+            audiences: list[str],
+            expiration: int,
+            bound: dict[str, Any] | None,
+        ) -> tuple[str, str]:
+            pod = node = None
+            if bound and bound.get("kind") == "Pod":
+                pod_obj = self.registry.get(self._pods_rt, namespace, str(bound.get("name")))
+                meta = pod_obj.obj["metadata"]
+                if bound.get("uid") and bound["uid"] != meta.get("uid"):
+                    raise errors.conflict(
+                        "pods",
+                        meta["name"],
+                        "the UID in the bound object reference does not match the pod",
+                    )
+                pod = (meta["name"], meta.get("uid", ""))
+                node_name = (pod_obj.obj.get("spec") or {}).get("nodeName")
+                node_obj = self.registry.storage.get("nodes", "", node_name) if node_name else None
+                if node_obj is not None:
+                    node = (str(node_name), node_obj.obj["metadata"].get("uid", ""))
+            token, expires = issuer.issue(
+                namespace=namespace,
+                service_account=name,
+                sa_uid=sa_uid,
+                audiences=audiences or api_audiences,
+                expiration_seconds=expiration,
+                pod=pod,
+                node=node,
+            )
+            return token, rfc3339(datetime.datetime.fromtimestamp(expires, datetime.UTC))
+
+        self.authenticator.verifiers.append(verify)
+        reviews.review_token = review
+        reviews.issue_token = issue
 
     async def _start_controllers(self) -> None:
         """Start the binder and node-lifecycle controllers (controllers module)."""
 
     def _write_kubeconfig(self) -> None:
-        cluster: dict[str, Any] = {"server": self.url}
-        if self.ca_path is not None:
-            cluster["certificate-authority"] = str(self.ca_path)
-        user: dict[str, Any] = {"token": self.admin_token}
-        if self._client_cert is not None:
-            user = {
-                "client-certificate": str(self._client_cert[0]),
-                "client-key": str(self._client_cert[1]),
-            }
-        doc = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "vkcompose", "cluster": cluster}],
-            "users": [{"name": "vkcompose-admin", "user": user}],
-            "contexts": [
-                {
-                    "name": "vkcompose",
-                    "context": {
-                        "cluster": "vkcompose",
-                        "user": "vkcompose-admin",
-                        "namespace": "default",
-                    },
-                }
-            ],
-            "current-context": "vkcompose",
-            "preferences": {},
-        }
-        self.kubeconfig_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        self.kubeconfig_path.chmod(0o600)
+        from vkcompose.apiserver.pki import write_kubeconfig
+
+        client = self.pki.admin if self._client_cert is not None else None
+        write_kubeconfig(
+            self.kubeconfig_path,
+            server=self.url,
+            ca_path=self.ca_path,
+            client=client,
+            token=None if client is not None else self.admin_token,
+        )
 
     # ------------------------------------------------------------------ bootstrap
     def _bootstrap(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,13 +11,9 @@ from vkcompose.apiserver import APIServer, embedded_apiserver
 __all__ = ["apiserver"]
 
 
-def _tls_available() -> bool:
-    return importlib.util.find_spec("vkcompose.apiserver.pki") is not None
-
-
 @pytest.fixture
 async def apiserver() -> AsyncIterator[APIServer]:
     """A running in-memory :class:`~vkcompose.apiserver.APIServer` (TLS); use
     ``await apiserver.api_client()`` or ``apiserver.kubeconfig_path`` to talk to it."""
-    async with embedded_apiserver(tls=_tls_available(), bookmark_interval=0.2) as server:
+    async with embedded_apiserver(bookmark_interval=0.2) as server:
         yield server

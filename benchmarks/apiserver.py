@@ -1,0 +1,212 @@
+"""Embedded API server throughput: creates/s, status patches/s, watch events/s (1 and 10
+watchers), for memory and SQLite storage, over real HTTP with kubernetes_asyncio.
+
+The server runs in its own process (as in production); the client runs here with several
+concurrent keep-alive connections.
+
+    python benchmarks/apiserver.py [--count 3000] [--concurrency 16] [--storage memory sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def serve(storage: str, data_dir: str) -> None:
+    """Child process: run the server and print its kubeconfig path."""
+    from vkcompose.apiserver import APIServer
+    from vkcompose.apiserver.server import serve_forever
+
+    tls = _tls()
+
+    def ready(server: APIServer) -> None:
+        print(server.kubeconfig_path, flush=True)
+
+    asyncio.run(serve_forever(Path(data_dir), port=0, storage=storage, tls=tls, on_ready=ready))
+
+
+def _tls() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vkcompose.apiserver.pki") is not None
+
+
+async def _client(kubeconfig: str, concurrency: int) -> Any:
+    from kubernetes_asyncio import client, config
+
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    cfg.connection_pool_maxsize = concurrency * 2
+    return client.ApiClient(cfg)
+
+
+async def _run_parallel(n: int, concurrency: int, fn: Any) -> float:
+    queue = iter(range(n))
+
+    async def worker() -> None:
+        for i in queue:
+            await fn(i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start
+
+
+def _pod(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"bench-{i}", "labels": {"app": "bench"}},
+        "spec": {
+            "nodeName": "bench-node",
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "registry.local/app:1.0",
+                    "env": [{"name": "N", "value": str(i)}],
+                }
+            ],
+        },
+    }
+
+
+async def measure(kubeconfig: str, count: int, concurrency: int) -> dict[str, float]:
+    from kubernetes_asyncio import client
+
+    api = await _client(kubeconfig, concurrency)
+    out: dict[str, float] = {}
+    try:
+        v1 = client.CoreV1Api(api)
+        pods = min(count, 500)
+
+        async def create(i: int) -> None:
+            resp = await v1.create_namespaced_pod("default", _pod(i), _preload_content=False)
+            await resp.read()
+
+        out["creates/s"] = pods / await _run_parallel(pods, concurrency, create)
+
+        async def status(i: int) -> None:
+            body = {
+                "status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "True" if i % 2 else "False"}],
+                }
+            }
+            resp = await v1.patch_namespaced_pod_status(
+                f"bench-{i % pods}", "default", body, _preload_content=False
+            )
+            await resp.read()
+
+        out["status patches/s"] = count / await _run_parallel(count, concurrency, status)
+
+        for watchers in (1, 10):
+            out[
+                f"watch events/s ({watchers} watcher{'s' if watchers > 1 else ''})"
+            ] = await _watch_rate(v1, watchers, min(count, 2000), pods, concurrency)
+    finally:
+        await api.close()
+    return out
+
+
+async def _watch_rate(v1: Any, watchers: int, events: int, pods: int, concurrency: int) -> float:
+    lst = await v1.list_namespaced_pod("default", limit=1, _preload_content=False)
+    rv = json.loads(await lst.read())["metadata"]["resourceVersion"]
+    ready = asyncio.Event()
+    done = 0
+
+    async def watch() -> None:
+        nonlocal done
+        resp = await v1.list_namespaced_pod(
+            "default", watch=True, resource_version=rv, timeout_seconds=120, _preload_content=False
+        )
+        seen = 0
+        ready.set()
+        async for line in resp.content:
+            if line.strip():
+                seen += 1
+                if seen >= events:
+                    break
+        resp.release()
+        done += 1
+
+    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+    await ready.wait()
+    start = time.perf_counter()
+
+    async def patch(i: int) -> None:
+        body = {"metadata": {"annotations": {"seq": str(i)}}}
+        resp = await v1.patch_namespaced_pod(
+            f"bench-{i % pods}", "default", body, _preload_content=False
+        )
+        await resp.read()
+
+    await _run_parallel(events, concurrency, patch)
+    await asyncio.gather(*tasks)
+    return events * watchers / (time.perf_counter() - start)
+
+
+def bench(storage: str, count: int, concurrency: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", storage, "--data-dir", tmp],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert proc.stdout is not None
+            kubeconfig = proc.stdout.readline().strip()
+            if not kubeconfig:
+                raise RuntimeError("the server did not start")
+            return asyncio.run(measure(kubeconfig, count, concurrency))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=3000, help="patches per measurement")
+    parser.add_argument("--concurrency", type=int, default=16, help="parallel requests")
+    parser.add_argument("--storage", nargs="+", default=["memory", "sqlite"])
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.data_dir)
+        return
+    results = {s: bench(s, args.count, args.concurrency) for s in args.storage}
+    metrics = list(next(iter(results.values())))
+    width = max(len(m) for m in metrics) + 2
+    print(
+        f"API server throughput (TLS={_tls()}, concurrency={args.concurrency}, "
+        f"count={args.count}, cpus={os.cpu_count()})"
+    )
+    print(
+        "metric".ljust(width)
+        + "".join(s.rjust(12) for s in args.storage)
+        + ("   sqlite/memory" if {"memory", "sqlite"} <= set(args.storage) else "")
+    )
+    for m in metrics:
+        row = m.ljust(width) + "".join(f"{results[s][m]:12.0f}" for s in args.storage)
+        if {"memory", "sqlite"} <= set(args.storage):
+            row += f"   {results['sqlite'][m] / results['memory'][m]:14.2f}"
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
