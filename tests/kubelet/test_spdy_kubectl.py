@@ -9,8 +9,10 @@ no-WINDOW_UPDATE behaviour of real peers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -24,13 +26,19 @@ import anyio.abc
 import pytest
 
 from vkcompose.kubelet.channels import (
+    PORT_FORWARD_SPDY_PROTOCOLS,
+    PORT_HEADER,
     REMOTE_COMMAND_SPDY_PROTOCOLS,
+    STREAM_TYPE_HEADER,
     ExecOptions,
     StreamType,
     error_stream_payload,
     expected_stream_types,
+    parse_port,
+    port_forward_request_id,
 )
-from vkcompose.kubelet.spdy.session import SpdySession, SpdyStream
+from vkcompose.kubelet.spdy.frames import Headers, first_header
+from vkcompose.kubelet.spdy.session import SpdySession, SpdySessionClosed, SpdyStream
 from vkcompose.kubelet.spdy.upgrade import negotiate_upgrade
 
 pytestmark = pytest.mark.anyio
@@ -151,6 +159,9 @@ class FakeServer:
                 if request.path.endswith("/exec"):
                     await self.exec(stream, request, bytes(buf))
                     return
+                if request.path.endswith("/portforward"):
+                    await self.port_forward(stream, request, bytes(buf))
+                    return
                 if request.path == "/api/v1/namespaces/default/pods/demo":
                     await respond(stream, 200, POD)
                 elif request.path in DISCOVERY:
@@ -182,6 +193,51 @@ class FakeServer:
             await streams[StreamType.ERROR].send(error_stream_payload(decision.protocol, code))
             for s in streams.values():
                 await s.close()
+
+    async def port_forward(
+        self, stream: anyio.abc.SocketStream, request: Request, rest: bytes
+    ) -> None:
+        decision = negotiate_upgrade(request.headers, PORT_FORWARD_SPDY_PROTOCOLS)
+        await stream.send(decision.response_head() + decision.body)
+        if not decision.ok:
+            return
+
+        def valid(headers: Headers) -> bool:
+            kind = first_header(headers, STREAM_TYPE_HEADER)
+            try:
+                parse_port(first_header(headers, PORT_HEADER))
+            except ValueError:
+                return False
+            return kind in (StreamType.DATA, StreamType.ERROR)
+
+        tap: list[bytes] = []
+        self.taps.append(tap)
+        pairs: dict[str, dict[str, SpdyStream]] = {}
+        session = SpdySession(PrefixedStream(stream, rest, tap), server=True, stream_filter=valid)
+        async with session, anyio.create_task_group() as tg:
+            while True:
+                try:
+                    s = await session.accept()
+                except SpdySessionClosed:
+                    break
+                pair = pairs.setdefault(port_forward_request_id(s.headers, s.id), {})
+                pair[s.header(STREAM_TYPE_HEADER) or ""] = s
+                if len(pair) == 2:
+                    tg.start_soon(echo_upper, pair[StreamType.DATA], pair[StreamType.ERROR])
+
+
+async def echo_upper(data: SpdyStream, error: SpdyStream) -> None:
+    """The 'container port': answers every chunk upper-cased, tagged with the port."""
+    port = data.header(PORT_HEADER)
+    try:
+        while True:
+            chunk = await data.receive()
+            await data.send(f"{port}:".encode() + chunk.upper())
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        pass
+    with contextlib.suppress(anyio.BrokenResourceError):
+        await data.close()
+        await error.close()
 
 
 async def run_command(argv: list[str], streams: dict[str, SpdyStream]) -> int:
@@ -281,3 +337,43 @@ async def test_kubectl_exec_stdin_round_trip(tmp_path: Path) -> None:
         assert rc == 0, err
         assert out == payload
         assert server.taps and b"".join(server.taps[0])  # kubectl spoke SPDY to us
+
+
+async def test_kubectl_port_forward(tmp_path: Path) -> None:
+    async with fake_apiserver(tmp_path) as (server, base):
+        env = {**os.environ, "HOME": str(tmp_path), "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+        cmd = [*base, "port-forward", "--address=127.0.0.1", "pod/demo", ":8080"]
+        process = await anyio.open_process(cmd, env=env)
+        try:
+            assert process.stdout is not None
+            output = b""
+            while (match := re.search(rb"127\.0\.0\.1:(\d+) -> 8080", output)) is None:
+                output += await process.stdout.receive()
+            local_port = int(match.group(1))
+
+            async def roundtrip(text: bytes) -> bytes:
+                async with await anyio.connect_tcp("127.0.0.1", local_port) as conn:
+                    await conn.send(text)
+                    answer = b""
+                    while len(answer) < len(text) + 5:
+                        answer += await conn.receive()
+                    return answer
+
+            results: dict[bytes, bytes] = {}
+
+            async def one(text: bytes) -> None:
+                results[text] = await roundtrip(text)
+
+            async with anyio.create_task_group() as tg:
+                for word in (b"first", b"second", b"third"):
+                    tg.start_soon(one, word)
+            assert results == {w: b"8080:" + w.upper() for w in results}
+            assert len(server.taps) == 1  # one SPDY connection, one stream pair per connection
+        finally:
+            process.terminate()
+            with anyio.move_on_after(10, shield=True):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await process.aclose()
