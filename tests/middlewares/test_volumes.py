@@ -430,12 +430,20 @@ def test_writer_layout_update_and_no_op(tmp_path: Path) -> None:
     assert os.readlink(target / "..data") == data_dir
 
     assert write_volume(target, {"a": FileSpec(b"1"), "d/e": FileSpec(b"2", 0o640)})
+    previous = os.readlink(target / "..data")
+    assert previous != data_dir and (target / data_dir).exists()  # kept until the next update
     assert write_volume(target, {"a": FileSpec(b"changed"), "f": FileSpec(b"3")})
     new_dir = os.readlink(target / "..data")
-    assert new_dir != data_dir and not (target / data_dir).exists()
+    assert new_dir != previous and not (target / data_dir).exists()
     assert not os.path.lexists(target / "d")
     assert read_volume(target) == {"a": b"changed", "f": b"3"}
-    assert sorted(p.name for p in target.iterdir()) == sorted(["..data", new_dir, "a", "f"])
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        ["..data", new_dir, previous, "a", "f"]
+    )
+    assert write_volume(target, {"a": FileSpec(b"x")}, keep_previous=False)
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        ["..data", os.readlink(target / "..data"), "a"]
+    )
 
 
 def test_writer_empty_payload(tmp_path: Path) -> None:
@@ -447,7 +455,7 @@ def test_writer_empty_payload(tmp_path: Path) -> None:
 
 def test_readers_never_see_a_half_written_volume(tmp_path: Path) -> None:
     target = tmp_path / "vol"
-    size = 256 * 1024
+    size = 128 * 1024
     names = ["a", "b", "sub/c"]
 
     def payload(version: int) -> dict[str, FileSpec]:
@@ -474,14 +482,14 @@ def test_readers_never_see_a_half_written_volume(tmp_path: Path) -> None:
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        for version in range(1, 80):
+        for version in range(1, 50):
             assert write_volume(target, payload(version))
     finally:
         stop.set()
         thread.join(timeout=30)
     assert reads > 0
     assert problems == []
-    assert (target / "a").read_bytes() == payload(79)["a"].data
+    assert (target / "a").read_bytes() == payload(49)["a"].data
 
 
 def test_ownership_with_fs_group(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ Layout of a volume directory::
     <target>/game   -> ..data/game          one symlink per top-level entry of the payload
 
 An update writes the new version into a new timestamped directory, then renames a temporary
-symlink over ``..data`` (an atomic ``rename(2)``), then removes entries and the directory of
-the old version. A reader resolving ``<target>/game/lives`` therefore sees either the old file
-or the new one, never a half-written one. A payload equal to what is on disk (content and mode)
-writes nothing.
+symlink over ``..data`` (an atomic ``rename(2)``), then removes stale entries and older
+version directories (the one just replaced is kept until the next update). A reader resolving
+``<target>/game/lives`` therefore sees either the old file or the new one, never a
+half-written one. A payload equal to what is on disk (content and mode) writes nothing.
 """
 
 from __future__ import annotations
@@ -126,13 +126,20 @@ def set_ownership(
 
 
 def write_volume(
-    target: Path, payload: Mapping[str, FileSpec], *, owner: Ownership | None = None
+    target: Path,
+    payload: Mapping[str, FileSpec],
+    *,
+    owner: Ownership | None = None,
+    keep_previous: bool = True,
 ) -> bool:
     """Atomically make ``target`` hold exactly ``payload``; return whether anything changed.
 
-    ``target`` is created (0755) if missing. ``owner`` (only meaningful when running as root)
-    chowns the new version before it becomes visible; without it, ``FileSpec.owner`` is
-    ignored too. Not safe for concurrent calls on the same
+    ``keep_previous`` keeps the replaced version's directory until the next update, so a reader
+    that resolved ``..data`` just before the swap can still open its file; older versions are
+    removed. (The kubelet removes the replaced version at once, leaving a short window where
+    such a reader gets ``ENOENT``.) ``target`` is created (0755) if missing. ``owner`` (only
+    meaningful when running as root) chowns the new version before it becomes visible; without
+    it, ``FileSpec.owner`` is ignored too. Not safe for concurrent calls on the same
     ``target``: callers serialize them.
     """
     volume = target.name
@@ -174,8 +181,12 @@ def write_volume(
             visible = target / path
             if os.path.islink(visible):
                 os.unlink(visible)
-    if old_name is not None and old_name != new_dir.name:
-        shutil.rmtree(target / old_name, ignore_errors=True)
+    keep = {DATA_DIR, NEW_DATA_DIR, new_dir.name}
+    if keep_previous and old_name is not None:
+        keep.add(old_name)
+    for entry in os.listdir(target):
+        if entry.startswith("..") and entry not in keep:
+            shutil.rmtree(target / entry, ignore_errors=True)
     return True
 
 
