@@ -1,37 +1,248 @@
 """Blocking entry points behind ``vkcompose run``, ``up`` and ``apiserver``.
 
 They wire the embedded API server, the node runtime and the live view together; the CLI only
-parses arguments and calls them.
+parses arguments and calls them. Ctrl-C stops cleanly: pods are left as a kubelet leaves them
+(running), and the next start re-adopts them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
+import anyio
+import orjson
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
 
+from vkcompose.apiserver import APIServer, embedded_apiserver
+from vkcompose.node.runtime import run_virtual_node
 from vkcompose.node.settings import VirtualNode
 
+log = logging.getLogger(__name__)
 
-class NotAvailable(RuntimeError):
-    """A part of the runtime this command needs is not part of this installation."""
+
+def _blocking(main: Callable[[], Awaitable[None]], console: Console) -> None:
+    """Run ``main`` on asyncio until it ends or SIGINT/SIGTERM arrives."""
+
+    async def guarded() -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def watch_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        console.print(f"received {signal.Signals(signum).name}, stopping …")
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(watch_signals)
+            await main()
+            tg.cancel_scope.cancel()
+
+    anyio.run(guarded, backend="asyncio")
 
 
 def run_node_blocking(node: VirtualNode, *, kubeconfig: Path | None, console: Console) -> None:
     """Run ``node`` against the cluster of ``kubeconfig`` until Ctrl-C."""
-    raise NotAvailable("the virtual node runtime is coming in the next release")
+
+    async def main() -> None:
+        names = ", ".join(node.node_names()[:5]) + (" …" if node.replicas > 5 else "")
+        console.print(f"running virtual node(s) {names}; Ctrl-C to stop")
+        await run_virtual_node(node, kubeconfig=kubeconfig)
+
+    _blocking(main, console)
+
+
+def apiserver_blocking(*, data_dir: Path, storage: str, port: int, console: Console) -> None:
+    """Run only the embedded API server until Ctrl-C."""
+
+    data_dir = data_dir.resolve()
+
+    async def main() -> None:
+        async with embedded_apiserver(data_dir, storage=storage, port=port) as server:
+            _announce(server, console)
+            await anyio.sleep_forever()
+
+    _blocking(main, console)
+
+
+def _announce(server: APIServer, console: Console) -> None:
+    console.print(f"API server listening on [bold]{server.url}[/bold]")
+    console.print(f"kubeconfig: [bold]{server.kubeconfig_path}[/bold]")
+    console.print(f"  export KUBECONFIG={server.kubeconfig_path}\n  kubectl get nodes,pods -A")
 
 
 def up_blocking(
     node: VirtualNode, *, data_dir: Path, port: int, tui: bool, console: Console
 ) -> None:
-    """Start the embedded API server, then ``node`` against it, until Ctrl-C."""
-    raise NotAvailable("`vkcompose up` is coming: it needs the embedded API server and runtime")
+    """Start the embedded API server (SQLite in ``data_dir``), then ``node`` against it."""
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> None:
+        async with embedded_apiserver(data_dir, storage="sqlite", port=port) as server:
+            _announce(server, console)
+            client = await server.api_client()
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_run_node, node, client)
+                    view = _live_table if tui else _log_changes
+                    await view(client, console)
+                    tg.cancel_scope.cancel()
+            finally:
+                await client.close()
+
+    _blocking(main, console)
 
 
-def apiserver_blocking(*, data_dir: Path, storage: str, port: int, console: Console) -> None:
-    """Run only the embedded API server until Ctrl-C."""
-    raise NotAvailable("the embedded API server is coming in the next release")
+async def _run_node(node: VirtualNode, client: Any) -> None:
+    await run_virtual_node(node, api_client=client)
 
 
-__all__ = ["NotAvailable", "apiserver_blocking", "run_node_blocking", "up_blocking"]
+async def _list(client: Any, path: str) -> list[dict[str, Any]]:
+    response = await client.call_api(
+        path,
+        "GET",
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    body = await response[0].read() if isinstance(response, tuple) else await response.read()
+    items: list[dict[str, Any]] = orjson.loads(body).get("items") or []
+    return items
+
+
+def _age(timestamp: str | None) -> str:
+    if not timestamp:
+        return ""
+    then = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    seconds = int((datetime.datetime.now(datetime.UTC) - then).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def _pod_state(pod: dict[str, Any]) -> str:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for status in (pod.get("status") or {}).get("containerStatuses") or ():
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            return str(waiting["reason"])
+    return str((pod.get("status") or {}).get("phase", "Pending"))
+
+
+def _node_state(node: dict[str, Any]) -> str:
+    for condition in (node.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return {"True": "Ready", "False": "NotReady"}.get(condition.get("status"), "Unknown")
+    return "Unknown"
+
+
+async def _snapshot(client: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    nodes = await _list(client, "/api/v1/nodes")
+    pods = await _list(client, "/api/v1/pods")
+    return nodes, pods
+
+
+def _render(nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Group:
+    node_table = Table(title="nodes", expand=True)
+    for column in ("name", "status", "pods", "age"):
+        node_table.add_column(column)
+    per_node: dict[str, int] = {}
+    for pod in pods:
+        name = (pod.get("spec") or {}).get("nodeName") or ""
+        per_node[name] = per_node.get(name, 0) + 1
+    for node in nodes[:30]:
+        meta = node["metadata"]
+        node_table.add_row(
+            meta["name"],
+            _node_state(node),
+            str(per_node.get(meta["name"], 0)),
+            _age(meta.get("creationTimestamp")),
+        )
+    pod_table = Table(title=f"pods ({len(pods)})", expand=True)
+    for column in ("namespace", "name", "status", "node", "ip", "age"):
+        pod_table.add_column(column)
+    for pod in pods[:40]:
+        meta = pod["metadata"]
+        pod_table.add_row(
+            meta.get("namespace", ""),
+            meta["name"],
+            _pod_state(pod),
+            (pod.get("spec") or {}).get("nodeName") or "",
+            (pod.get("status") or {}).get("podIP") or "",
+            _age(meta.get("creationTimestamp")),
+        )
+    return Group(node_table, pod_table)
+
+
+async def _live_table(client: Any, console: Console) -> None:
+    with Live(console=console, refresh_per_second=2, transient=False) as live:
+        while True:
+            with contextlib.suppress(Exception):
+                live.update(_render(*await _snapshot(client)))
+            await anyio.sleep(1)
+
+
+async def _log_changes(client: Any, console: Console) -> None:
+    seen: dict[str, str] = {}
+    while True:
+        try:
+            nodes, pods = await _snapshot(client)
+        except Exception as error:  # keep the view alive while the server is busy
+            log.debug("snapshot failed: %s", error)
+            await anyio.sleep(1)
+            continue
+        current = {f"node/{n['metadata']['name']}": _node_state(n) for n in nodes}
+        current.update(
+            {
+                f"pod/{p['metadata'].get('namespace')}/{p['metadata']['name']}": _pod_state(p)
+                for p in pods
+            }
+        )
+        for key, state in sorted(current.items()):
+            if seen.get(key) != state:
+                console.print(f"{key} {state}", highlight=False)
+        for key in sorted(set(seen) - set(current)):
+            console.print(f"{key} gone", highlight=False)
+        seen = current
+        await anyio.sleep(1)
+
+
+@contextlib.asynccontextmanager
+async def local_cluster(
+    node: VirtualNode, *, data_dir: Path | None = None, storage: str = "memory"
+) -> AsyncIterator[APIServer]:
+    """An embedded API server with ``node`` running against it (for tests and benchmarks)."""
+    async with embedded_apiserver(data_dir, storage=storage) as server:
+        client = await server.api_client()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(_start_node, node, client)
+                yield server
+                tg.cancel_scope.cancel()
+        finally:
+            await client.close()
+
+
+async def _start_node(
+    node: VirtualNode, client: Any, *, task_status: anyio.abc.TaskStatus[None]
+) -> None:
+    async with anyio.create_task_group() as tg:
+        await tg.start(
+            lambda task_status: run_virtual_node(node, api_client=client, task_status=task_status)
+        )
+        task_status.started()
+
+
+__all__ = ["apiserver_blocking", "local_cluster", "run_node_blocking", "up_blocking"]

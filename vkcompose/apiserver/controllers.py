@@ -108,15 +108,15 @@ def unschedulable_message(total: int, reasons: Counter[str]) -> str:
 
 
 class _Loop:
-    """A background loop woken by watch events on some resources, or by a timer."""
+    """A background loop that runs :meth:`step` when storage changed (checked every ``tick``)
+    or at least every ``interval`` seconds."""
 
-    resources: tuple[str, ...] = ()
     interval: float = 5.0
+    tick: float = 0.1
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
 
     def _rt(self, plural: str, group: str = "", version: str = "v1") -> ResourceType:
         rt = self.registry.table.lookup(group, version, plural)
@@ -135,43 +135,20 @@ class _Loop:
                 await self._task
             self._task = None
 
-    async def _forward(self, resource: str) -> None:
-        sub = self.registry.hub.subscribe(resource, None, None)
-        try:
-            while True:
-                await sub.wait()
-                if sub.overflowed:
-                    sub.close()
-                    sub = self.registry.hub.subscribe(resource, None, None)
-                events = list(sub.queue)
-                sub.queue.clear()
-                if any(self.interesting(e.resource, e.type, e.obj) for e in events):
-                    self._wake.set()
-        finally:
-            sub.close()
-
-    def interesting(self, resource: str, type_: str, obj: Mapping[str, Any]) -> bool:
-        """Whether an event should wake the loop (default: every event)."""
-        return True
-
     async def _run(self) -> None:
-        forwarders = [asyncio.create_task(self._forward(r)) for r in self.resources]
-        try:
-            while True:
-                self._wake.clear()
+        loop = asyncio.get_running_loop()
+        seen_revision = -1
+        last_step = 0.0
+        while True:
+            revision = self.registry.storage.revision()
+            if revision != seen_revision or loop.time() - last_step >= self.interval:
+                seen_revision = revision
+                last_step = loop.time()
                 try:
                     self.step()
                 except Exception:  # a broken object must not stop the control loop
                     log.exception("%s step failed", type(self).__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
-                await asyncio.sleep(0.01)  # batch bursts of events
-        finally:
-            for task in forwarders:
-                task.cancel()
-            for task in forwarders:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.sleep(self.tick)
 
     def step(self) -> None:
         """One pass of the control loop."""
@@ -181,14 +158,7 @@ class _Loop:
 class Binder(_Loop):
     """Binds pending pods to nodes (see the module docstring)."""
 
-    resources = ("pods", "nodes")
     interval = 5.0
-
-    def interesting(self, resource: str, type_: str, obj: Mapping[str, Any]) -> bool:
-        """Nodes changing, and pods still waiting for a node."""
-        if resource == "nodes":
-            return True
-        return type_ != "DELETED" and not (obj.get("spec") or {}).get("nodeName")
 
     def step(self) -> None:
         """Try to bind every unbound pod."""
@@ -284,8 +254,6 @@ class Binder(_Loop):
 class NodeLifecycle(_Loop):
     """Marks nodes whose heartbeats stopped ``Ready=Unknown`` (see the module docstring)."""
 
-    resources = ("nodes",)
-
     def __init__(
         self, registry: Registry, *, grace_seconds: float = 40.0, interval: float = 5.0
     ) -> None:
@@ -293,10 +261,6 @@ class NodeLifecycle(_Loop):
         self.grace_seconds = grace_seconds
         self.interval = interval
         self._started = datetime.datetime.now(datetime.UTC).timestamp()
-
-    def interesting(self, resource: str, type_: str, obj: Mapping[str, Any]) -> bool:
-        """Only a node turning Ready again needs a prompt look (to drop the taint)."""
-        return type_ != "DELETED" and node_is_ready(obj) and _has_unreachable_taint(obj)
 
     def step(self) -> None:
         """Check every node's heartbeat."""

@@ -110,7 +110,7 @@ class APIServer:
         self.hub = WatchHub(history=history)
         self.table = ResourceTable()
         self.authenticator = Authenticator()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._handler: APIHandler | None = None
         self._registry: Registry | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -155,10 +155,7 @@ class APIServer:
             bookmark_interval=self.bookmark_interval,
             reviews=reviews,
         )
-        app = self._handler.make_app()
-        self._runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
-        )
+        self._runner = web.ServerRunner(self._handler.make_server(), shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl, backlog=1024)
         await site.start()
@@ -279,6 +276,9 @@ class APIServer:
 
     async def _start_controllers(self) -> None:
         """Start the binder and node-lifecycle controllers (controllers module)."""
+        from vkcompose.apiserver.controllers import start_controllers
+
+        self._background.extend(await start_controllers(self.registry))
 
     def _write_kubeconfig(self) -> None:
         from vkcompose.apiserver.pki import write_kubeconfig
