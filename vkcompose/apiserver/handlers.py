@@ -91,7 +91,7 @@ def _tables_available() -> bool:
 _TABLES = _tables_available()
 
 
-def _wants_table(request: web.Request) -> bool:
+def _wants_table(request: web.BaseRequest) -> bool:
     accept = request.headers.get("Accept", "")
     return _TABLES and "as=Table" in accept
 
@@ -128,11 +128,9 @@ class APIHandler:
         self._openapi_index: bytes | None = None
 
     # ------------------------------------------------------------------ app
-    def make_app(self) -> web.Application:
-        """The aiohttp application (one catch-all route)."""
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
+    def make_server(self) -> web.Server:
+        """The low-level aiohttp server (routing is done here, from the resource table)."""
+        return web.Server(self.handle, handler_cancellation=True, access_log=None)
 
     def close_watches(self) -> None:
         """End every open watch stream (server shutdown)."""
@@ -140,7 +138,7 @@ class APIHandler:
         for sub in list(self._watches):
             sub.terminate()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Entry point: authenticate, route, turn errors into ``Status`` bodies."""
         try:
             user = self._authenticate(request)
@@ -157,7 +155,7 @@ class APIHandler:
                 APIError(500, "an internal error occurred", reason="InternalError")
             )
 
-    def _authenticate(self, request: web.Request) -> UserInfo:
+    def _authenticate(self, request: web.BaseRequest) -> UserInfo:
         auth = request.headers.get("Authorization", "")
         if auth:
             scheme, _, token = auth.partition(" ")
@@ -197,7 +195,7 @@ class APIHandler:
             )
 
     # ------------------------------------------------------------------ routing
-    async def _route(self, request: web.Request, user: UserInfo) -> web.StreamResponse:
+    async def _route(self, request: web.BaseRequest, user: UserInfo) -> web.StreamResponse:
         path = request.path
         parts = [p for p in path.split("/") if p]
         method = request.method
@@ -296,7 +294,9 @@ class APIHandler:
         raise errors.path_not_found()
 
     # ------------------------------------------------------------------ verbs
-    async def _serve(self, request: web.Request, user: UserInfo, t: _Target) -> web.StreamResponse:
+    async def _serve(
+        self, request: web.BaseRequest, user: UserInfo, t: _Target
+    ) -> web.StreamResponse:
         method = request.method
         rt = t.rt
         q = request.query
@@ -401,16 +401,23 @@ class APIHandler:
         return match
 
     # ------------------------------------------------------------------ bodies
-    async def _read_raw(self, request: web.Request) -> bytes:
+    async def _read_raw(self, request: web.BaseRequest) -> bytes:
         length = request.content_length
         if length is not None and length > MAX_BODY:
             raise errors.too_large(MAX_BODY)
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise errors.too_large(MAX_BODY) from None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.content.read(1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise errors.too_large(MAX_BODY)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-    async def _read_body(self, request: web.Request) -> Any:
+    async def _read_body(self, request: web.BaseRequest) -> Any:
         raw = await self._read_raw(request)
         ctype = request.headers.get("Content-Type", _JSON).split(";")[0].strip().lower()
         if not raw.strip():
@@ -434,7 +441,7 @@ class APIHandler:
                 f"the object provided is unrecognized: json parse error: {exc}"
             ) from None
 
-    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+    async def _delete_options(self, request: web.BaseRequest) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if request.can_read_body:
             raw = await self._read_raw(request)
@@ -458,7 +465,11 @@ class APIHandler:
 
     # ------------------------------------------------------------------ list / tables
     def _list(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, match: Matcher | None
+        self,
+        request: web.BaseRequest,
+        rt: ResourceType,
+        namespace: str | None,
+        match: Matcher | None,
     ) -> web.StreamResponse:
         q = request.query
         try:
@@ -509,7 +520,7 @@ class APIHandler:
         return _raw_response(head + b",".join(raws) + b"]}")
 
     def _table(
-        self, request: web.Request, rt: ResourceType, objects: list[dict[str, Any]]
+        self, request: web.BaseRequest, rt: ResourceType, objects: list[dict[str, Any]]
     ) -> dict[str, Any]:
         to_table = importlib.import_module("vkcompose.apiserver.tables").to_table
         include = request.query.get("includeObject") or "Metadata"
@@ -520,7 +531,7 @@ class APIHandler:
 
     def _table_response(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         rt: ResourceType,
         objects: list[dict[str, Any]],
         rv: int,
@@ -538,7 +549,11 @@ class APIHandler:
 
     # ------------------------------------------------------------------ watch
     async def _watch(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, match: Matcher | None
+        self,
+        request: web.BaseRequest,
+        rt: ResourceType,
+        namespace: str | None,
+        match: Matcher | None,
     ) -> web.StreamResponse:
         q = request.query
         rv_param = q.get("resourceVersion", "")
@@ -623,7 +638,7 @@ class APIHandler:
 
     async def _stream(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         resp: web.StreamResponse,
         rt: ResourceType,
         sub: Subscription,
@@ -682,7 +697,7 @@ class APIHandler:
         return self.registry.storage.revision() if not sub.queue else 0
 
     # ------------------------------------------------------------------ subresources, reviews
-    async def _post_subresource(self, request: web.Request, t: _Target) -> web.Response:
+    async def _post_subresource(self, request: web.BaseRequest, t: _Target) -> web.Response:
         body = await self._read_body(request)
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
@@ -753,7 +768,7 @@ class APIHandler:
         }
         return _json_response(out, 201)
 
-    async def _review(self, request: web.Request, user: UserInfo, t: _Target) -> web.Response:
+    async def _review(self, request: web.BaseRequest, user: UserInfo, t: _Target) -> web.Response:
         rt = t.rt
         body = self.registry.check_body(rt, await self._read_body(request), t.namespace)
         spec = body.get("spec") or {}

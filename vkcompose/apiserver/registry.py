@@ -407,7 +407,8 @@ class Registry:
         meta = new["metadata"]
         old_meta = old["metadata"]
         if subresource == "status":
-            result = _copy(cur)
+            # stored objects are never mutated: share everything but metadata and status
+            result = {**old, "metadata": dict(old_meta)}
             if "status" in new:
                 result["status"] = new["status"]
             else:
