@@ -57,53 +57,59 @@ class LayerTiming:
 
 
 class TimingRecorder:
-    """Aggregates ``(layer, kind) -> count, total, self`` in seconds. Cheap to update."""
+    """Aggregates ``(layer, kind) -> count, total, self`` in seconds. Cheap to update.
 
-    __slots__ = ("_data", "_order")
+    Each instrumented layer writes into its own per-kind accumulators (:meth:`accumulator`);
+    :meth:`record` is the general entry point for anything else that wants to report.
+    """
+
+    __slots__ = ("_layers",)
 
     def __init__(self) -> None:
-        self._data: dict[tuple[str, str], list[float]] = {}
-        self._order: list[str] = []
+        self._layers: dict[str, dict[str, list[float]]] = {}
 
     def declare(self, layers: Sequence[str]) -> None:
         """Fix the display order of layers (outermost first)."""
         for layer in layers:
-            if layer not in self._order:
-                self._order.append(layer)
+            self._layers.setdefault(layer, {})
+
+    def accumulator(self, layer: str) -> dict[str, list[float]]:
+        """The live ``kind -> [count, total, self]`` table of ``layer``."""
+        return self._layers.setdefault(layer, {})
 
     def record(self, layer: str, kind: str, total: float, self_time: float) -> None:
         """Add one call of ``layer`` for an op of ``kind``."""
-        entry = self._data.get((layer, kind))
+        per_kind = self._layers.setdefault(layer, {})
+        entry = per_kind.get(kind)
         if entry is None:
-            entry = self._data[(layer, kind)] = [0, 0.0, 0.0]
-            if layer not in self._order:
-                self._order.append(layer)
+            entry = per_kind[kind] = [0, 0.0, 0.0]
         entry[0] += 1
         entry[1] += total
         entry[2] += self_time
 
     def reset(self) -> None:
-        """Forget everything recorded."""
-        self._data.clear()
+        """Forget everything recorded (layers stay declared)."""
+        for per_kind in self._layers.values():
+            per_kind.clear()
 
     def stats(self) -> list[LayerTiming]:
         """Per ``(layer, kind)``, layers in pipeline order, kinds sorted."""
-        rank = {layer: i for i, layer in enumerate(self._order)}
-        keys = sorted(self._data, key=lambda k: (rank.get(k[0], len(rank)), k[1]))
         return [
-            LayerTiming(layer, kind, int(c), total, self_time)
-            for (layer, kind), (c, total, self_time) in ((k, self._data[k]) for k in keys)
+            LayerTiming(layer, kind, int(count), total, self_time)
+            for layer, per_kind in self._layers.items()
+            for kind, (count, total, self_time) in sorted(per_kind.items())
         ]
 
     def by_layer(self) -> list[LayerTiming]:
         """Per layer over all op kinds (``kind="*"``), in pipeline order."""
-        merged: dict[str, list[float]] = {}
-        for timing in self.stats():
-            entry = merged.setdefault(timing.layer, [0, 0.0, 0.0])
-            entry[0] += timing.count
-            entry[1] += timing.total
-            entry[2] += timing.self_time
-        return [LayerTiming(layer, "*", int(c), t, s) for layer, (c, t, s) in merged.items()]
+        rows = []
+        for layer, per_kind in self._layers.items():
+            if per_kind:
+                count = sum(int(e[0]) for e in per_kind.values())
+                total = sum(e[1] for e in per_kind.values())
+                self_time = sum(e[2] for e in per_kind.values())
+                rows.append(LayerTiming(layer, "*", count, total, self_time))
+        return rows
 
     def shares(self) -> dict[str, float]:
         """Each layer's fraction of the summed self time (sums to 1 when anything ran)."""
@@ -115,7 +121,7 @@ class TimingRecorder:
 class Timed:
     """A middleware wrapped to record its self time (see :func:`instrument`)."""
 
-    __slots__ = ("_clock", "inner", "name", "recorder")
+    __slots__ = ("_acc", "_clock", "inner", "name", "recorder")
 
     def __init__(
         self,
@@ -128,6 +134,7 @@ class Timed:
         self.name = name
         self.recorder = recorder
         self._clock = clock
+        self._acc = recorder.accumulator(name)
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
         clock = self._clock
@@ -146,17 +153,22 @@ class Timed:
             return await self.inner(op, timed_next)
         finally:
             total = clock() - start
-            self.recorder.record(self.name, op.kind, total, max(total - inside, 0.0))
+            entry = self._acc.get(op.kind)
+            if entry is None:
+                entry = self._acc[op.kind] = [0, 0.0, 0.0]
+            entry[0] += 1
+            entry[1] += total
+            entry[2] += total - inside if total > inside else 0.0
 
     def __repr__(self) -> str:
         return f"Timed({self.inner!r}, name={self.name!r})"
 
 
 class _BackendTimer:
-    __slots__ = ("_clock", "recorder")
+    __slots__ = ("_acc", "_clock")
 
     def __init__(self, recorder: TimingRecorder, clock: Callable[[], float]) -> None:
-        self.recorder = recorder
+        self._acc = recorder.accumulator(BACKEND)
         self._clock = clock
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
@@ -165,7 +177,12 @@ class _BackendTimer:
             return await call_next(op)
         finally:
             total = self._clock() - start
-            self.recorder.record(BACKEND, op.kind, total, total)
+            entry = self._acc.get(op.kind)
+            if entry is None:
+                entry = self._acc[op.kind] = [0, 0.0, 0.0]
+            entry[0] += 1
+            entry[1] += total
+            entry[2] += total
 
 
 def layer_name(middleware: object) -> str:
