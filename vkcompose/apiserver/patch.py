@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 import attrs
+import orjson
 
 __all__ = [
     "MERGE_KEYS",
@@ -41,6 +42,17 @@ def _copy(v: Any) -> Any:
     if isinstance(v, list):
         return [_copy(x) for x in v]
     return v
+
+
+def _own(v: Any) -> Any:
+    # A private deep copy of a whole document: an orjson round trip is about three times
+    # faster than walking it in Python; values orjson cannot encode fall back to _copy.
+    if not isinstance(v, dict | list):
+        return v
+    try:
+        return orjson.loads(orjson.dumps(v))
+    except (TypeError, orjson.JSONEncodeError):
+        return _copy(v)
 
 
 def _json_equal(a: Any, b: Any) -> bool:
@@ -88,15 +100,20 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     """
     if not isinstance(patch, dict):
         return _copy(patch)
-    base = target if isinstance(target, dict) else {}
-    result = {k: _copy(v) for k, v in base.items() if k not in patch}
+    return _merge_into(_own(target) if isinstance(target, dict) else {}, patch)
+
+
+def _merge_into(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    # RFC 7386 MergePatch on a document this module owns (mutated in place).
     for k, v in patch.items():
         if v is None:
-            continue
-        result[k] = apply_merge_patch(base.get(k), v)
-    # Keep the target's member order for members the patch touched.
-    order = [k for k in base if k in result] + [k for k in result if k not in base]
-    return {k: result[k] for k in order}
+            doc.pop(k, None)
+        elif isinstance(v, dict):
+            cur = doc.get(k)
+            doc[k] = _merge_into(cur if isinstance(cur, dict) else {}, v)
+        else:
+            doc[k] = _copy(v)
+    return doc
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +223,7 @@ def apply_json_patch(target: Any, ops: list[Any]) -> Any:
     """
     if not isinstance(ops, list):
         raise PatchError("a JSON patch must be a list of operations")
-    doc = _copy(target)
+    doc = _own(target)
     for i, operation in enumerate(ops):
         if not isinstance(operation, Mapping):
             raise PatchError(f"JSON patch operation {i} is not an object")
@@ -345,8 +362,10 @@ def _struct(node: Node | None) -> Mapping[str, Node]:
     return node if isinstance(node, Mapping) else {}
 
 
-def _merge_map(original: Mapping[str, Any], patch: Mapping[str, Any], schema: Mapping[str, Node],
+def _merge_map(original: dict[str, Any], patch: Mapping[str, Any], schema: Mapping[str, Node],
                path: str) -> dict[str, Any]:  # fmt: skip
+    # ``original`` is owned by this module (a private copy) and is updated in place; values
+    # taken from ``patch`` are copied so the result never aliases the caller's patch.
     directive = patch.get(_DIRECTIVE)
     if directive is not None:
         if directive == "replace":
@@ -357,7 +376,7 @@ def _merge_map(original: Mapping[str, Any], patch: Mapping[str, Any], schema: Ma
         if directive != "merge":
             raise PatchError(f"unknown patch type: {directive} in map at {path or '/'}")
 
-    result = {k: v for k, v in original.items()}  # values copied lazily below
+    result = original
 
     retain = patch.get(_RETAIN_KEYS)
     if retain is not None:
@@ -369,7 +388,8 @@ def _merge_map(original: Mapping[str, Any], patch: Mapping[str, Any], schema: Ma
                 raise PatchError(
                     f"invalid patch: {k!r} at {path or '/'} is not listed in $retainKeys"
                 )
-        result = {k: v for k, v in result.items() if k in keep}
+        for k in [k for k in result if k not in keep]:
+            del result[k]
 
     orders: dict[str, list[Any]] = {}
     for k, v in patch.items():
@@ -414,7 +434,7 @@ def _merge_map(original: Mapping[str, Any], patch: Mapping[str, Any], schema: Ma
         here = f"{path}.{k}" if path else k
         result[k] = _merge_list(result[k], [], sub, order, here)
 
-    return {k: (v if k in touched else _copy(v)) for k, v in result.items()}
+    return result
 
 
 def _merge_key_of(item: Any, key: str, path: str) -> Any:
@@ -441,7 +461,7 @@ def _merge_list(original: list[Any], patch: list[Any], spec: MergeList,
             h = _hk(x)
             if h not in seen:
                 seen.add(h)
-                merged.append(_copy(x))
+                merged.append(x)
         server = original
         ident = _hk
     else:
@@ -472,7 +492,7 @@ def _merge_list(original: list[Any], patch: list[Any], spec: MergeList,
                 raise PatchError(f"unknown patch type: {directive} in list at {path}")
         if replace:
             return [_merge_map({}, el, spec.item, path) for el in plain]
-        merged = [_copy(x) for x in server]
+        merged = list(server)
         positions: dict[Any, int] = {}
         for i, x in enumerate(merged):
             if isinstance(x, dict) and mk in x:
@@ -509,27 +529,29 @@ def _normalize_order(merged: list[Any], patch_order: Sequence[Any], server_order
     server_pos: dict[Any, int] = {}
     for i, x in enumerate(server_order):
         server_pos.setdefault(ident(x), i)
-    from_patch = [x for x in merged if ident(x) in patch_pos]
-    server_only = [x for x in merged if ident(x) not in patch_pos]
-    from_patch.sort(key=lambda x: patch_pos[ident(x)])
-    server_only.sort(key=lambda x: server_pos.get(ident(x), len(server_pos)))
+    keyed = [(ident(x), x) for x in merged]
+    from_patch = sorted((kx for kx in keyed if kx[0] in patch_pos), key=lambda kx: patch_pos[kx[0]])
+    end = len(server_pos)
+    server_only = sorted(
+        (kx for kx in keyed if kx[0] not in patch_pos), key=lambda kx: server_pos.get(kx[0], end)
+    )
     out: list[Any] = []
     i = j = 0
     while i < len(server_only) or j < len(from_patch):
         if i >= len(server_only):
-            out.append(from_patch[j])
+            out.append(from_patch[j][1])
             j += 1
         elif j >= len(from_patch):
-            out.append(server_only[i])
+            out.append(server_only[i][1])
             i += 1
         else:
-            li = server_pos.get(ident(server_only[i]), -1)
-            ri = server_pos.get(ident(from_patch[j]), -1)
+            li = server_pos.get(server_only[i][0], -1)
+            ri = server_pos.get(from_patch[j][0], -1)
             if li >= 0 and ri >= 0 and li < ri:
-                out.append(server_only[i])
+                out.append(server_only[i][1])
                 i += 1
             else:
-                out.append(from_patch[j])
+                out.append(from_patch[j][1])
                 j += 1
     return out
 
@@ -549,4 +571,4 @@ def apply_strategic_merge_patch(
         raise PatchError("a strategic merge patch must be a JSON object")
     if not isinstance(target, Mapping):
         raise PatchError("the patch target must be a JSON object")
-    return _merge_map(target, patch, merge_schema(kind), "")
+    return _merge_map(_own(target), patch, merge_schema(kind), "")

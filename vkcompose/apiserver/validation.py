@@ -115,7 +115,7 @@ def _too_long(path: str, limit: int) -> Cause:
 
 
 def _d(v: Any) -> Mapping[str, Any]:
-    return v if isinstance(v, Mapping) else {}
+    return v if isinstance(v, dict) else {}
 
 
 def _l(v: Any) -> list[Any]:
@@ -192,7 +192,7 @@ _TOTAL_ANNOTATION_SIZE: Final = 256 * 1024
 def _validate_labels(out: list[Cause], labels: Any, path: str) -> None:
     if labels is None:
         return
-    if not isinstance(labels, Mapping):
+    if not isinstance(labels, dict):
         out.append(_invalid(path, labels, "must be an object of string keys and values"))
         return
     for k, v in labels.items():
@@ -208,7 +208,7 @@ def _validate_labels(out: list[Cause], labels: Any, path: str) -> None:
 def _validate_annotations(out: list[Cause], annotations: Any, path: str) -> None:
     if annotations is None:
         return
-    if not isinstance(annotations, Mapping):
+    if not isinstance(annotations, dict):
         out.append(_invalid(path, annotations, "must be an object of string keys and values"))
         return
     size = 0
@@ -248,7 +248,7 @@ def _validate_name(out: list[Cause], kind: str, meta: Mapping[str, Any]) -> None
 
 def _validate_meta(out: list[Cause], kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
     raw = obj.get("metadata")
-    if raw is not None and not isinstance(raw, Mapping):
+    if raw is not None and not isinstance(raw, dict):
         out.append(_invalid("metadata", raw, "must be an object"))
         return {}
     meta = _d(raw)
@@ -485,12 +485,12 @@ def _quantity(out: list[Cause], path: str, value: Any) -> Fraction | None:
 
 
 def _validate_resources(out: list[Cause], res: Any, path: str) -> None:
-    if not _typed(out, path, res, Mapping, "an object"):
+    if not _typed(out, path, res, dict, "an object"):
         return
     parsed: dict[str, dict[str, Fraction]] = {"limits": {}, "requests": {}}
     for part in ("limits", "requests"):
         values: Any = res.get(part)
-        if not _typed(out, f"{path}.{part}", values, Mapping, "an object"):
+        if not _typed(out, f"{path}.{part}", values, dict, "an object"):
             continue
         for name, value in values.items():
             p = _key(f"{path}.{part}", str(name))
@@ -513,7 +513,7 @@ def _validate_resources(out: list[Cause], res: Any, path: str) -> None:
 
 def _validate_container(out: list[Cause], raw: Any, path: str, volumes: set[str] | None,
                         names: set[str]) -> None:  # fmt: skip
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         out.append(_invalid(path, raw, "must be an object"))
         return
     name = raw.get("name")
@@ -708,7 +708,7 @@ def _validate_pod_update(out: list[Cause], new: Mapping[str, Any], old: Mapping[
         if list_field in ns and len(nl) == len(ol):
             munged = []
             for nc, oc in zip(nl, ol, strict=True):
-                if isinstance(nc, Mapping) and isinstance(oc, Mapping):
+                if isinstance(nc, dict) and isinstance(oc, dict):
                     c = dict(nc)
                     if "image" in oc:
                         c["image"] = oc["image"]
@@ -780,7 +780,7 @@ def _validate_pod_update(out: list[Cause], new: Mapping[str, Any], old: Mapping[
 
 def _validate_pod(out: list[Cause], obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
     spec: Any = obj.get("spec")
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         out.append(
             _required("spec") if spec is None else _invalid("spec", spec, "must be an object")
         )
@@ -802,7 +802,7 @@ def _validate_data_keys(out: list[Cause], obj: Mapping[str, Any], fields: tuple[
     seen: set[str] = set()
     for fld in fields:
         data: Any = obj.get(fld)
-        if not _typed(out, fld, data, Mapping, "an object of strings"):
+        if not _typed(out, fld, data, dict, "an object of strings"):
             continue
         for k, v in data.items():
             p = _key(fld, str(k))
@@ -871,7 +871,7 @@ def _validate_secret(out: list[Cause], obj: Mapping[str, Any],
 
 def _validate_node(out: list[Cause], obj: Mapping[str, Any]) -> None:
     spec: Any = obj.get("spec")
-    if not _typed(out, "spec", spec, Mapping, "an object"):
+    if not _typed(out, "spec", spec, dict, "an object"):
         return
     _typed(out, "spec.unschedulable", spec.get("unschedulable"), bool, "a boolean")
     taints: Any = spec.get("taints")
@@ -907,7 +907,7 @@ _SERVICE_TYPES: Final = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort"
 
 def _validate_service(out: list[Cause], obj: Mapping[str, Any]) -> None:
     spec: Any = obj.get("spec")
-    if not _typed(out, "spec", spec, Mapping, "an object"):
+    if not _typed(out, "spec", spec, dict, "an object"):
         return
     stype = spec.get("type") or "ClusterIP"
     if stype not in _SERVICE_TYPES:
@@ -956,7 +956,7 @@ _MICRO_TIME_RE: Final = re.compile(
 
 def _validate_lease(out: list[Cause], obj: Mapping[str, Any]) -> None:
     spec: Any = obj.get("spec")
-    if not _typed(out, "spec", spec, Mapping, "an object"):
+    if not _typed(out, "spec", spec, dict, "an object"):
         return
     _typed(out, "spec.holderIdentity", spec.get("holderIdentity"), str, "a string")
     duration: Any = spec.get("leaseDurationSeconds")
@@ -977,7 +977,7 @@ def _validate_lease(out: list[Cause], obj: Mapping[str, Any]) -> None:
 
 def _validate_namespace(out: list[Cause], obj: Mapping[str, Any]) -> None:
     spec: Any = obj.get("spec")
-    if not _typed(out, "spec", spec, Mapping, "an object"):
+    if not _typed(out, "spec", spec, dict, "an object"):
         return
     fins: Any = spec.get("finalizers")
     if _typed(out, "spec.finalizers", fins, list, "a list"):
@@ -1005,12 +1005,15 @@ def validate(kind: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None) -
     ServiceAccount, Event and Lease bodies get their kind's rules. Call it after defaulting.
     """
     out: list[Cause] = []
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict):
         return [_invalid("", obj, "must be an object")]
     _validate_meta(out, kind, obj)
-    if old is not None and isinstance(old, Mapping):
+    if old is not None and isinstance(old, dict):
         _validate_meta_update(out, obj, old)
     if kind == "Pod":
+        if old is not None and isinstance(old, dict) and obj.get("spec") == old.get("spec"):
+            # Status and metadata writes: the stored spec was validated when it was written.
+            return out
         _validate_pod(out, obj, old)
     elif kind == "ConfigMap":
         _validate_configmap(out, obj, old)

@@ -16,6 +16,7 @@ form kube-apiserver stores (integer mantissa, largest suffix, sub-nano values ro
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import Decimal
@@ -50,6 +51,14 @@ def parse_quantity_with_format(s: str) -> tuple[Fraction, QuantityFormat]:
     """
     if not isinstance(s, str) or not s:
         raise ValueError("quantities must be a non-empty string")
+    if len(s) > 64:  # not worth caching (and not letting odd inputs fill the cache)
+        return _parse.__wrapped__(s)
+    return _parse(s)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(s: str) -> tuple[Fraction, QuantityFormat]:
+    # Pods repeat the same few quantities; Fractions are immutable, so results are shared.
     m = _NUMBER_RE.fullmatch(s)
     if m is None:
         raise ValueError(_FORMAT_ERROR)

@@ -16,8 +16,9 @@ DNS-1123 labels and subdomains), with kube-apiserver's error messages.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -91,28 +92,47 @@ def _regex_error(msg: str, fmt: str, *examples: str) -> str:
     return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
 
 
+_CACHE_MAX_LEN: Final = 300  # longer values are checked without being cached
+
+
+def _cached(fn: Callable[[str], tuple[str, ...]], value: str) -> tuple[str, ...]:
+    if len(value) > _CACHE_MAX_LEN:
+        return fn.__wrapped__(value)  # type: ignore[attr-defined,no-any-return]
+    return fn(value)
+
+
 def _max_len_error(n: int) -> str:
     return f"must be no more than {n} characters"
 
 
 def is_dns1123_label(value: str) -> list[str]:
     """Errors (empty if valid) of ``value`` as an RFC 1123 label (namespace, container names)."""
+    return list(_cached(_is_dns1123_label, value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_dns1123_label(value: str) -> tuple[str, ...]:
     errs: list[str] = []
     if len(value) > 63:
         errs.append(_max_len_error(63))
     if not _DNS1123_LABEL_RE.fullmatch(value):
         errs.append(_regex_error(_DNS1123_LABEL_ERR, _DNS1123_LABEL_FMT, "my-name", "123-abc"))
-    return errs
+    return tuple(errs)
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
     """Errors (empty if valid) of ``value`` as an RFC 1123 subdomain (most object names)."""
+    return list(_cached(_is_dns1123_subdomain, value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_dns1123_subdomain(value: str) -> tuple[str, ...]:
     errs: list[str] = []
     if len(value) > 253:
         errs.append(_max_len_error(253))
     if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
         errs.append(_regex_error(_DNS1123_SUBDOMAIN_ERR, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
+    return tuple(errs)
 
 
 def is_qualified_name(value: str) -> list[str]:
@@ -121,6 +141,11 @@ def is_qualified_name(value: str) -> list[str]:
     ``[prefix/]name``: the optional prefix is a DNS-1123 subdomain, the name at most 63
     characters of alphanumerics, ``-``, ``_`` and ``.``, starting and ending alphanumeric.
     """
+    return list(_cached(_is_qualified_name, value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_qualified_name(value: str) -> tuple[str, ...]:
     errs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:
@@ -132,11 +157,11 @@ def is_qualified_name(value: str) -> list[str]:
         else:
             errs.extend("prefix part " + m for m in is_dns1123_subdomain(prefix))
     else:
-        return [
+        return (
             "a qualified name "
             + _regex_error(_QUALIFIED_NAME_ERR, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
-            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ]
+            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+        )
     if not name:
         errs.append("name part must be non-empty")
     elif len(name) > _QUALIFIED_NAME_MAX:
@@ -146,11 +171,16 @@ def is_qualified_name(value: str) -> list[str]:
             "name part "
             + _regex_error(_QUALIFIED_NAME_ERR, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
         )
-    return errs
+    return tuple(errs)
 
 
 def is_valid_label_value(value: str) -> list[str]:
     """Errors (empty if valid) of ``value`` as a label value (may be empty, at most 63 chars)."""
+    return list(_cached(_is_valid_label_value, value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_valid_label_value(value: str) -> tuple[str, ...]:
     errs: list[str] = []
     if len(value) > 63:
         errs.append(_max_len_error(63))
@@ -158,7 +188,7 @@ def is_valid_label_value(value: str) -> list[str]:
         errs.append(
             _regex_error(_LABEL_VALUE_ERR, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345")
         )
-    return errs
+    return tuple(errs)
 
 
 def _check_key(key: str) -> None:
