@@ -165,6 +165,12 @@ class _Sources:
         self.configmaps: dict[str, dict[str, str] | None] = {}
         self.secrets: dict[str, dict[str, str] | None] = {}
 
+    def get_configmap(self, namespace: str, name: str) -> JSON | None:
+        return self.reader.get_configmap(namespace, name)
+
+    def get_secret(self, namespace: str, name: str) -> JSON | None:
+        return self.reader.get_secret(namespace, name)
+
     def configmap(self, name: str, optional: bool) -> dict[str, str] | None:
         if name not in self.configmaps:
             obj = self.reader.get_configmap(self.namespace, name)
@@ -339,7 +345,11 @@ def resolve_env(
     """
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
     cname = str(container.get("name") or "")
-    reader = _Sources(sources, namespace)
+    reader = (
+        sources
+        if isinstance(sources, _Sources) and sources.namespace == namespace
+        else _Sources(sources, namespace)
+    )
     from_env_from, secret, skipped = _env_from(container, reader, strict_names)
     services = dict(service_env or {})
 
@@ -381,6 +391,11 @@ def resolve_env(
         name = entry["name"]
         literal = entry.get("value") or ""
         if literal:
+            if "$" not in literal:
+                env[name] = literal
+                if secret:
+                    secret.discard(name)
+                continue
             referenced.clear()
             env[name] = expand(literal, lookup)
             if any(r in secret for r in referenced):
@@ -473,6 +488,8 @@ def resolve_pod(
     skipped: list[SkippedKeys] = []
     secret_names: dict[str, frozenset[str]] = {}
     has_services = bool(service_env)
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+    reader = _Sources(sources, namespace)  # one snapshot of each source for the whole pod
     for key in CONTAINER_LISTS:
         containers = spec.get(key)
         if not containers:
@@ -486,7 +503,7 @@ def resolve_pod(
             resolved = resolve_env(
                 pod,
                 c,
-                sources,
+                reader,
                 service_env=service_env,
                 expand_vars=expand_vars,
                 strict_names=strict_names,

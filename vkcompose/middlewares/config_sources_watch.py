@@ -96,6 +96,8 @@ class WatchCache:
         """Watch connections opened."""
         self.expirations = 0
         """``410 Gone`` answers (each followed by a fresh list)."""
+        self.generation = 0
+        """Bumped on every change of :attr:`objects` (lets readers memoize derived data)."""
         self._scope: anyio.CancelScope | None = None
 
     def drop_watch(self) -> None:
@@ -121,6 +123,7 @@ class WatchCache:
             if not cont:
                 break
         self.objects = {_key(obj): obj for obj in items}
+        self.generation += 1
         self.resource_version = rv
         self.lists += 1
         self.synced.set()
@@ -160,8 +163,10 @@ class WatchCache:
             self.resource_version = str(rv)
         if etype == "DELETED":
             self.objects.pop(_key(obj), None)
+            self.generation += 1
         elif etype in ("ADDED", "MODIFIED"):
             self.objects[_key(obj)] = obj
+            self.generation += 1
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """List and watch until cancelled; ``task_status.started()`` after the first list."""
@@ -292,6 +297,11 @@ class WatchedServices:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Watch until cancelled; ``task_status.started()`` once listed."""
         await _run_all([self.cache], task_status)
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a Service changes (``ServiceLinks`` memoizes on it)."""
+        return self.cache.generation
 
     def list_services(self, namespace: str) -> list[JSON]:
         """The Services of ``namespace`` (raises TemporaryError before the first list)."""

@@ -120,9 +120,17 @@ def add_service_links(pod: Pod, env: Mapping[str, str]) -> Pod:
     meant with service links injected: later ``env``/``envFrom`` entries override them and may
     refer to them with ``$(VAR)``. The input pod is not modified.
     """
-    if not env:
+    return _prepend(pod, link_entries(env))
+
+
+def link_entries(env: Mapping[str, str]) -> list[dict[str, str]]:
+    """The service variables as escaped ``env`` entries (what :func:`add_service_links` adds)."""
+    return [{"name": k, "value": escape(v)} for k, v in env.items()]
+
+
+def _prepend(pod: Pod, links: list[dict[str, str]]) -> Pod:
+    if not links:
         return pod
-    links = [{"name": k, "value": escape(v)} for k, v in env.items()]
     spec = dict(pod.get("spec") or {})
     for key in CONTAINER_LISTS:
         containers = spec.get(key)
@@ -145,17 +153,28 @@ class ServiceReader(Protocol):
         """The Services of ``namespace`` as JSON dicts."""
 
 
-@attrs.define
 class StaticServices:
-    """A :class:`ServiceReader` over a fixed list of Service dicts (tests, simple setups)."""
+    """A :class:`ServiceReader` over a fixed list of Service dicts (tests, simple setups).
 
-    services: list[JSON] = attrs.field(factory=list)
+    Replace the list with :meth:`set`; its ``generation`` then changes, which lets
+    :class:`ServiceLinks` reuse computed variables in between.
+    """
+
+    def __init__(self, services: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._services: tuple[JSON, ...] = ()
+        self.generation = 0
+        self.set(services)
+
+    def set(self, services: Iterable[Mapping[str, Any]]) -> None:
+        """Replace the services."""
+        self._services = tuple(dict(s) for s in services)
+        self.generation += 1
 
     def list_services(self, namespace: str) -> list[JSON]:
         """The services whose ``metadata.namespace`` is ``namespace``."""
         return [
             s
-            for s in self.services
+            for s in self._services
             if ((s.get("metadata") or {}).get("namespace") or "") == namespace
         ]
 
@@ -184,18 +203,36 @@ class ServiceLinks:
 
     def __init__(self, services: ServiceReader) -> None:
         self.services = services
+        self._memo: dict[tuple[str, bool], tuple[object, list[dict[str, str]]]] = {}
+
+    def links_for(self, pod: Pod) -> list[dict[str, str]]:
+        """The escaped service-variable entries for ``pod``.
+
+        Reused while the reader's ``generation`` attribute (if it has one) is unchanged.
+        """
+        namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+        enabled = links_enabled(pod)
+        generation = getattr(self.services, "generation", None)
+        key = (namespace, enabled)
+        if generation is not None:
+            hit = self._memo.get(key)
+            if hit is not None and hit[0] == generation:
+                return hit[1]
+        env = service_env(
+            services_for_pod(self.services, pod), namespace, enable_service_links=enabled
+        )
+        links = link_entries(env)
+        if generation is not None:
+            if len(self._memo) > 1024:
+                self._memo.clear()
+            self._memo[key] = (generation, links)
+        return links
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
         match op:
             case CreatePod() | UpdatePod():
-                pod = op.pod
-                namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-                env = service_env(
-                    services_for_pod(self.services, pod),
-                    namespace,
-                    enable_service_links=links_enabled(pod),
-                )
-                return await call_next(attrs.evolve(op, pod=add_service_links(pod, env)))
+                new_pod = _prepend(op.pod, self.links_for(op.pod))
+                return await call_next(attrs.evolve(op, pod=new_pod))
             case _:
                 return await call_next(op)
 
@@ -207,6 +244,7 @@ __all__ = [
     "StaticServices",
     "add_service_links",
     "env_name",
+    "link_entries",
     "links_enabled",
     "service_env",
     "services_for_pod",

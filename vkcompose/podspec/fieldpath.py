@@ -27,9 +27,9 @@ when none is given — never an empty string).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from typing import Any
 
 from vkcompose.podspec import Pod
@@ -128,33 +128,29 @@ def field_value(
 # --- resources ---------------------------------------------------------------------------
 
 
-def _parse_quantity(text: str) -> Fraction:
+@functools.lru_cache(maxsize=4096)
+def _units(text: str, milli: bool) -> tuple[int, bool]:
+    """``(Value() or MilliValue(), is_zero)`` of a quantity string, as Go computes them.
+
+    Go rounds both up to an integer. Cached: pods repeat the same few quantity strings.
+    """
     try:
-        return parse_quantity(text)
+        q = parse_quantity(text)
     except ValueError as e:
         raise FieldPathError(str(e)) from None
-
-
-def _value(q: Fraction) -> int:
-    """Go's ``Quantity.Value()``: the value rounded up to an integer."""
-    return math.ceil(q)
-
-
-def _milli_value(q: Fraction) -> int:
-    """Go's ``Quantity.MilliValue()``: the value in thousandths, rounded up."""
-    return math.ceil(q * 1000)
+    return math.ceil(q * 1000 if milli else q), q == 0
 
 
 _DEFAULTED_LIMITS = ("cpu", "memory", "ephemeral-storage")
 
 
-def find_container(pod: Pod, name: str) -> dict[str, Any]:
+def find_container(pod: Pod, name: str) -> Mapping[str, Any]:
     """The container (or init container) called ``name``; :class:`FieldPathError` if none."""
     spec = pod.get("spec") or {}
     for key in ("containers", "initContainers"):
         for container in spec.get(key) or ():
             if container.get("name") == name:
-                return dict(container)
+                return container  # type: ignore[no-any-return]
     raise FieldPathError(f"container {name} not found")
 
 
@@ -175,10 +171,9 @@ def resource_value(
     allocatable amount (the kubelet's ``MergeContainerResourceLimits``); a resource with
     neither gives ``0``.
     """
-    if isinstance(container_name, str):
-        container = find_container(pod, container_name)
-    else:
-        container = dict(container_name)
+    container = (
+        find_container(pod, container_name) if isinstance(container_name, str) else container_name
+    )
     resources = container.get("resources") or {}
     kind, _, name = resource.partition(".")
     if kind not in ("limits", "requests") or not name:
@@ -187,18 +182,17 @@ def resource_value(
         raise FieldPathError(f"unsupported container resource : {resource}")
     amounts: Mapping[str, Any] = resources.get(kind) or {}
     raw = amounts.get(name)
-    quantity = _parse_quantity(str(raw)) if raw is not None else Fraction(0)
-    if kind == "limits" and name in _DEFAULTED_LIMITS and quantity == 0 and node_allocatable:
+    milli = name == "cpu"
+    units, zero = _units(str(raw), milli) if raw is not None else (0, True)
+    if kind == "limits" and zero and node_allocatable and name in _DEFAULTED_LIMITS:
         allocatable = node_allocatable.get(name)
         if allocatable is not None:
-            quantity = _parse_quantity(str(allocatable))
-    div = _parse_quantity(divisor) if divisor else Fraction(0)
-    if div == 0:
-        div = Fraction(1)
-    if name == "cpu":
-        # float64 division then ceil, exactly as convertResourceCPUToString.
-        return str(math.ceil(float(_milli_value(quantity)) / float(_milli_value(div))))
-    return str(math.ceil(float(_value(quantity)) / float(_value(div))))
+            units, zero = _units(str(allocatable), milli)
+    div_units, div_zero = _units(str(divisor), milli) if divisor else (0, True)
+    if div_zero:
+        div_units = 1000 if milli else 1
+    # float64 division then ceil, exactly as convertResource*ToString.
+    return str(math.ceil(float(units) / float(div_units)))
 
 
 # --- labels/annotations file ---------------------------------------------------------------
