@@ -12,7 +12,7 @@ import secrets
 import shutil
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,7 @@ class APIServer:
         history: int = 10_000,
         token_volume: bool = True,
         controllers: bool = True,
+        request_observer: Callable[[web.BaseRequest], None] | None = None,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = (
@@ -102,6 +103,9 @@ class APIServer:
         self.history = history
         self.token_volume = token_volume
         self.run_controllers = controllers
+        self.request_observer = request_observer
+        """Called with every request before it is served (counters for benchmarks); set it
+        before :meth:`start`."""
         self.admin_token = ""
         self.ca_path: Path | None = None
         self.kubeconfig_path = self.data_dir / "kubeconfig"
@@ -155,7 +159,10 @@ class APIServer:
             bookmark_interval=self.bookmark_interval,
             reviews=reviews,
         )
-        self._runner = web.ServerRunner(self._handler.make_server(), shutdown_timeout=1.0)
+        low_level = self._handler.make_server()
+        if self.request_observer is not None:
+            low_level.request_handler = _observed(low_level.request_handler, self.request_observer)
+        self._runner = web.ServerRunner(low_level, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl, backlog=1024)
         await site.start()
@@ -361,6 +368,17 @@ class APIServer:
             config_file=str(self.kubeconfig_path), client_configuration=cfg
         )
         return client.ApiClient(cfg)
+
+
+def _observed(
+    handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+    observer: Callable[[web.BaseRequest], None],
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    async def observed(request: web.BaseRequest) -> web.StreamResponse:
+        observer(request)
+        return await handler(request)
+
+    return observed
 
 
 @contextlib.asynccontextmanager
