@@ -189,6 +189,22 @@ async def test_services_feed_service_links(api: Any) -> None:
         assert env["REDIS_PRIMARY_SERVICE_PORT_REDIS"] == "6379"
         assert env["REDIS_PRIMARY_SERVICE_HOST"] != ""
         assert created[0]["spec"]["containers"][0]["args"] == ["6379"]
+
+        await core.create_namespaced_service(
+            "default",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "late"},
+                "spec": {"ports": [{"port": 8080}]},
+            },
+        )
+        await eventually(
+            lambda: any(s["metadata"]["name"] == "late" for s in services.list_services("default"))
+        )
+        await pipeline(CreatePod(pod=pod))
+        env = {e["name"]: e["value"] for e in created[1]["spec"]["containers"][0]["env"]}
+        assert env["LATE_SERVICE_PORT"] == "8080"
         tg.cancel_scope.cancel()
 
 

@@ -188,3 +188,22 @@ def test_rewrite_equals_kubelet_merge(
     again = resolve_env(rewritten, rewritten["spec"]["containers"][0], StaticSources())
     assert again.as_dict() == direct.as_dict()
     assert all("=" not in k and k == k.upper() for k in links)
+
+
+def test_links_are_memoized_until_the_services_change() -> None:
+    reader = StaticServices([KUBERNETES])
+    links = ServiceLinks(reader)
+    pod = {"metadata": {"namespace": "ns"}, "spec": {}}
+    first = links.links_for(pod)
+    assert links.links_for(pod) is first
+    reader.set([KUBERNETES, svc("web", "ns", "10.0.0.5")])
+    second = links.links_for(pod)
+    assert second is not first
+    assert {e["name"] for e in second} > {e["name"] for e in first}
+    assert links.links_for({"metadata": {"namespace": "ns"}, "spec": {"enableServiceLinks": False}})
+    assert {
+        e["name"].split("_")[0]
+        for e in links.links_for(
+            {"metadata": {"namespace": "ns"}, "spec": {"enableServiceLinks": False}}
+        )
+    } == {"KUBERNETES"}
