@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -98,3 +99,28 @@ def share_dir(pod: dict[str, Any], backend: ProcessBackend, host_dir: Any) -> st
     for c in [*spec.get("initContainers", []), *spec["containers"]]:
         c.setdefault("volumeMounts", []).append({"name": "shared", "mountPath": "/shared"})
     return "/shared"
+
+
+def exists(path: Any) -> bool:
+    """Whether ``path`` exists on the host (a sync helper for async tests)."""
+    return os.path.exists(path)
+
+
+def read_bytes(path: Any) -> bytes:
+    """The content of a host file."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def listdir(path: Any) -> list[str]:
+    """Sorted entries of a host directory."""
+    return sorted(os.listdir(path))
+
+
+async def eventually(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (``seconds`` is a hang guard)."""
+    with anyio.fail_after(seconds):
+        while True:
+            if predicate():
+                return
+            await anyio.sleep(0.02)
