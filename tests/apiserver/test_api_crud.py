@@ -179,7 +179,8 @@ async def test_generation_bumps_only_on_spec_changes(api: Any) -> None:
 
 async def test_status_subresource(api: Any) -> None:
     v1 = client.CoreV1Api(api)
-    await v1.create_namespaced_pod("default", pod("s"))
+    # bound, so the binder leaves it alone while this test writes with resourceVersions
+    await v1.create_namespaced_pod("default", pod("s", nodeName="node-0"))
     # writes to the main resource ignore status
     p = await body(
         await v1.patch_namespaced_pod(

@@ -215,12 +215,11 @@ async def test_delete_pod_with_grace(kubectl: Kubectl, api: Any) -> None:
     doc = json.loads(await kubectl("get", "pod", "web", "-o", "json"))
     assert doc["metadata"]["deletionTimestamp"]
     assert doc["metadata"]["deletionGracePeriodSeconds"] == 30
-    # the kubelet confirms with grace 0; kubectl delete (waiting) then returns
-    waiter = await kubectl.start("delete", "pod", "web", "--timeout=30s")
-    await asyncio.sleep(0.3)
+    # the kubelet confirms with grace 0; a waiting kubectl sees the pod go
+    waiter = await kubectl.start("wait", "--for=delete", "pod/web", "--timeout=30s")
     await v1.delete_namespaced_pod("web", "default", grace_period_seconds=0)
-    await asyncio.wait_for(waiter.wait(), 30)
-    assert waiter.returncode == 0
+    _, err = await asyncio.wait_for(waiter.communicate(), 30)
+    assert waiter.returncode == 0, err.decode()
     out = await kubectl("get", "pods", "-o", "name")
     assert out.strip() == ""
     # an unscheduled pod goes at once
