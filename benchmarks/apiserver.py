@@ -156,7 +156,60 @@ async def _watch_rate(v1: Any, watchers: int, events: int, pods: int, concurrenc
     return events * watchers / (time.perf_counter() - start)
 
 
-def bench(storage: str, count: int, concurrency: int) -> dict[str, float]:
+def _patch_worker(
+    kubeconfig: str, names: list[str], count: int, concurrency: int, barrier: Any
+) -> tuple[float, float]:
+    """One client process: ``count`` status patches; returns its (start, end) wall times."""
+    from kubernetes_asyncio import client
+
+    async def run() -> tuple[float, float]:
+        api = await _client(kubeconfig, concurrency)
+        try:
+            v1 = client.CoreV1Api(api)
+
+            async def status(i: int) -> None:
+                body = {
+                    "status": {
+                        "conditions": [{"type": "Ready", "status": "True" if i % 2 else "False"}]
+                    }
+                }
+                resp = await v1.patch_namespaced_pod_status(
+                    names[i % len(names)], "default", body, _preload_content=False
+                )
+                await resp.read()
+
+            await status(0)  # connect before the clock starts
+            barrier.wait()
+            start = time.time()
+            await _run_parallel(count, concurrency, status)
+            return start, time.time()
+        finally:
+            await api.close()
+
+    return asyncio.run(run())
+
+
+def multi_process_patches(kubeconfig: str, processes: int, count: int, concurrency: int) -> float:
+    """Status patches/s with ``processes`` client processes (aggregate wall-clock rate)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    manager = ctx.Manager()
+    barrier = manager.Barrier(processes)
+    names = [f"bench-{i}" for i in range(100)]
+    per = count // processes
+    with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_patch_worker, kubeconfig, names, per, concurrency, barrier)
+            for _ in range(processes)
+        ]
+        spans = [f.result() for f in futures]
+    manager.shutdown()
+    return per * processes / (max(e for _, e in spans) - min(s for s, _ in spans))
+
+
+def bench(storage: str, count: int, concurrency: int, processes: int = 1) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", storage, "--data-dir", tmp],
@@ -170,7 +223,12 @@ def bench(storage: str, count: int, concurrency: int) -> dict[str, float]:
             kubeconfig = proc.stdout.readline().strip()
             if not kubeconfig:
                 raise RuntimeError("the server did not start")
-            return asyncio.run(measure(kubeconfig, count, concurrency))
+            out = asyncio.run(measure(kubeconfig, count, concurrency))
+            if processes > 1:
+                out[f"status patches/s ({processes} client procs)"] = multi_process_patches(
+                    kubeconfig, processes, count, concurrency
+                )
+            return out
         finally:
             proc.terminate()
             proc.wait(10)
@@ -183,13 +241,21 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000, help="patches per measurement")
     parser.add_argument("--concurrency", type=int, default=16, help="parallel requests")
     parser.add_argument("--storage", nargs="+", default=["memory", "sqlite"])
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=2,
+        help="client processes for the extra status-patch measurement",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.data_dir)
         return
-    results = {s: bench(s, args.count, args.concurrency) for s in args.storage}
+    results = {
+        s: bench(s, args.count, args.concurrency, args.client_processes) for s in args.storage
+    }
     metrics = list(next(iter(results.values())))
     width = max(len(m) for m in metrics) + 2
     print(

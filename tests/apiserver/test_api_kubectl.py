@@ -270,3 +270,13 @@ async def test_discovery(kubectl: Kubectl) -> None:
     res = await kubectl("api-resources", "-o", "name")
     assert "pods" in res.split() and "leases.coordination.k8s.io" in res.split()
     assert "Server Version" in await kubectl("version")
+
+
+async def test_run_binds_to_registered_node(kubectl: Kubectl, api: Any) -> None:
+    v1 = client.CoreV1Api(api)
+    (await v1.create_node(NODE, _preload_content=False)).release()
+    out = await kubectl("run", "hello", "--image=busybox:1.36", "--restart=Never")
+    assert "pod/hello created" in out
+    await kubectl("wait", "--for=jsonpath={.spec.nodeName}=node-1", "pod/hello", "--timeout=30s")
+    wide = await kubectl("get", "pod", "hello", "-o", "wide")
+    assert "node-1" in wide
