@@ -57,7 +57,9 @@ class ProcessBackend:
     * ``backoff_base``/``backoff_cap``: crash-loop back-off (kubelet: 10 s → 5 min);
     * ``probe_time_scale``: multiplies probe durations (tests use fractions of a second);
     * ``log_max_bytes``/``log_max_files``: CRI log rotation;
-    * ``rlimits``: e.g. ``{"NOFILE": (1024, 1024)}`` applied to every container.
+    * ``rlimits``: e.g. ``{"NOFILE": (1024, 1024)}`` applied to every container;
+    * ``expand_vars``: expand ``$(VAR)`` in env values, command and args as the kubelet does —
+      turn it off behind ``ResolveConfigSources``, which already expanded them.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class ProcessBackend:
         default_grace: float = 30.0,
         kill_wait: float = 2.0,
         python: str = sys.executable,
+        expand_vars: bool = True,
     ) -> None:
         mode, warning = sandbox.detect_isolation(isolation)
         if warning:
@@ -96,6 +99,7 @@ class ProcessBackend:
             default_grace=default_grace,
             kill_wait=kill_wait,
             warning=warning,
+            expand_vars=expand_vars,
         )
         self._pods: dict[tuple[str, str], PodSupervisor] = {}
         self._tasks: set[asyncio.Task[None]] = set()

@@ -86,12 +86,15 @@ def check_within(base: str, path: str, what: str) -> str:
     return real
 
 
-def container_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, str]:
+def container_env(
+    pod: Mapping[str, Any], container: Mapping[str, Any], *, expand_vars: bool = True
+) -> dict[str, str]:
     """The container's environment: ``env`` as given, plus ``PATH``/``HOSTNAME`` defaults.
 
     ``valueFrom`` and ``envFrom`` must have been resolved by the pipeline; if one remains the
     container cannot be configured (``CreateContainerConfigError``). Values are never put in
-    error messages.
+    error messages. ``expand_vars`` expands ``$(VAR)`` in values (off when the pipeline's
+    config-sources middleware already did).
     """
     if container.get("envFrom"):
         raise InvalidInput(
@@ -110,7 +113,8 @@ def container_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[
                 f"container {container.get('name')!r}: env {key!r} has an unresolved valueFrom",
                 reason=CONFIG_ERROR,
             )
-        env[key] = expand(str(item.get("value") or ""), env)
+        value = str(item.get("value") or "")
+        env[key] = expand(value, env) if expand_vars else value
     env.setdefault("PATH", DEFAULT_PATH)
     return env
 

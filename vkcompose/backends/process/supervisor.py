@@ -55,6 +55,7 @@ class Settings:
     kill_wait: float = 2.0
     start_timeout: float = 30.0
     warning: str = ""
+    expand_vars: bool = True
 
 
 def backoff_delay(exponent: int, base: float, cap: float) -> float:
@@ -509,8 +510,9 @@ class PodSupervisor:
             )
             return None
         try:
-            env = sandbox.container_env(self.pod, c)
-            argv = [sandbox.expand(a, env) for a in argv]
+            env = sandbox.container_env(self.pod, c, expand_vars=s.expand_vars)
+            if s.expand_vars:
+                argv = [sandbox.expand(a, env) for a in argv]
             mounts = sandbox.container_mounts(
                 self.pod, c, self.rec.volume_paths, env, self._own_volume
             )
@@ -761,7 +763,7 @@ class PodSupervisor:
         self, c: Mapping[str, Any], inst: Instance, command: list[str], *, tty: bool = False
     ) -> tuple[list[str], dict[str, str], str | None]:
         """argv, env and cwd that run ``command`` in the container of ``inst``."""
-        env = sandbox.container_env(self.pod, c)
+        env = sandbox.container_env(self.pod, c, expand_vars=self.settings.expand_vars)
         uid, gid = sandbox.run_as(self.pod, c)
         if os.geteuid() != 0:
             uid = gid = None
