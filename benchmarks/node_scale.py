@@ -1,0 +1,298 @@
+"""Pod controller at scale: N pods on one virtual node (simulated backend, zero delay).
+
+The embedded API server runs in its own process (memory storage), as a real one would; the
+virtual node, its simulated backend and the load generator run here. Printed, all from one run:
+
+* **ceiling** — the API server's raw ``pods/status`` PATCH rate (the same status body the
+  controller writes, same client stack, ``--workers`` concurrent requests);
+* **backlog** — N pods created while the node is down, then the node starts: time until all
+  are Running, pods/s, and pods/s as a share of the ceiling (each pod needs ≥ 1 status patch);
+* **live** — N more pods created at full speed while the node runs: total time, pods/s,
+  p50/p99 create→Running (seen by a separate watch);
+* **memory** — RSS growth per managed pod (controller + simulated backend);
+* **restart** — the node restarts with 2N pods running: time to steady state and creates
+  issued (must be 0).
+
+    python benchmarks/node_scale.py [--pods 10000] [--workers 32] [--no-events]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vkcompose.backends.memory import MemoryBackend  # noqa: E402
+from vkcompose.node.kube import Kube, connect, path_of  # noqa: E402
+from vkcompose.node.runtime import NodeRuntime, virtual_node  # noqa: E402
+from vkcompose.node.settings import VirtualNode  # noqa: E402
+
+NODE = "vk-bench"
+
+
+def serve(data_dir: str) -> None:
+    """Child process: run the API server and print its kubeconfig path."""
+    from vkcompose.apiserver import APIServer
+    from vkcompose.apiserver.server import serve_forever
+
+    def ready(server: APIServer) -> None:
+        print(server.kubeconfig_path, flush=True)
+
+    asyncio.run(serve_forever(Path(data_dir), port=0, storage="memory", tls=_tls(), on_ready=ready))
+
+
+def _tls() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vkcompose.apiserver.pki") is not None
+
+
+def _pod(name: str, node: str = NODE) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
+        "spec": {
+            "nodeName": node,
+            "containers": [{"name": "app", "image": "registry.local/app:1.0"}],
+            "tolerations": [{"operator": "Exists"}],
+        },
+    }
+
+
+def _running_status(i: int) -> dict[str, Any]:
+    now = "2026-01-01T00:00:00Z"
+    return {
+        "phase": "Running",
+        "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",
+        "podIPs": [{"ip": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"}],
+        "startTime": now,
+        "conditions": [
+            {"type": t, "status": "True", "lastTransitionTime": now}
+            for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        ],
+        "containerStatuses": [
+            {
+                "name": "app",
+                "image": "registry.local/app:1.0",
+                "imageID": "",
+                "containerID": f"sim://{i:016x}",
+                "ready": True,
+                "started": True,
+                "restartCount": 0,
+                "state": {"running": {"startedAt": now}},
+            }
+        ],
+    }
+
+
+async def _parallel(n: int, concurrency: int, fn: Any) -> float:
+    it = iter(range(n))
+
+    async def worker() -> None:
+        for i in it:
+            await fn(i)
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker)
+    return time.perf_counter() - start
+
+
+async def ceiling(kube: Kube, n: int, concurrency: int) -> float:
+    """Raw status PATCHes/s on pods bound to a node nobody serves."""
+    await _parallel(
+        n,
+        concurrency,
+        lambda i: kube.create(path_of("pods", namespace="default"), _pod(f"ceil-{i}", "nobody")),
+    )
+
+    async def patch(i: int) -> None:
+        await kube.patch_status(
+            path_of("pods", f"ceil-{i}", namespace="default", subresource="status"),
+            {"status": _running_status(i)},
+        )
+
+    elapsed = await _parallel(n, concurrency, patch)
+    await kube.request(
+        "DELETE",
+        path_of("pods", namespace="default"),
+        query={"labelSelector": "app=bench", "fieldSelector": "spec.nodeName=nobody"},
+    )
+    return n / elapsed
+
+
+class Observer:
+    """Watches pods; records when each is first seen Running."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self.running: dict[str, float] = {}
+        self.created: dict[str, float] = {}
+        self.changed = anyio.Event()
+
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        doc = await self.kube.get(path_of("pods", namespace="default"), query={"limit": "1"})
+        rv = doc["metadata"]["resourceVersion"]
+        query = {
+            "resourceVersion": rv,
+            "fieldSelector": f"spec.nodeName={NODE}",
+            "timeoutSeconds": "3600",
+        }
+        async with self.kube.watch(path_of("pods", namespace="default"), query) as events:
+            task_status.started()
+            async for ev in events:
+                obj = ev["object"]
+                if (obj.get("status") or {}).get("phase") == "Running":
+                    name = obj["metadata"]["name"]
+                    if name not in self.running:
+                        self.running[name] = time.perf_counter()
+                        self.changed.set()
+
+    async def wait_running(self, names: set[str]) -> None:
+        while not names <= self.running.keys():
+            self.changed = anyio.Event()
+            await self.changed.wait()
+
+
+def rss_mb() -> float:
+    gc.collect()
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+async def measure(kubeconfig: str, pods: int, workers: int, events: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    kube = await connect(kubeconfig)
+    try:
+        out["ceiling patches/s"] = await ceiling(kube, min(pods, 5000), workers)
+        async with MemoryBackend() as backend:
+            node = VirtualNode(name=NODE, backend=backend, workers=workers, pod_events=events)
+            rss0 = rss_mb()
+            observer = Observer(kube)
+            async with anyio.create_task_group() as tg:
+                await tg.start(observer.run)
+                # backlog: created while the node is down
+                backlog = {f"b-{i}" for i in range(pods)}
+                await _parallel(
+                    pods,
+                    16,
+                    lambda i: kube.create(path_of("pods", namespace="default"), _pod(f"b-{i}")),
+                )
+                t0 = time.perf_counter()
+                async with virtual_node(node, kube=kube) as rt:
+                    await observer.wait_running(backlog)
+                    t_backlog = time.perf_counter() - t0
+                    out["backlog: time to all Running (s)"] = t_backlog
+                    out["backlog: pods/s"] = pods / t_backlog
+                    out["backlog: share of ceiling"] = pods / t_backlog / out["ceiling patches/s"]
+                    out["backlog: status patches/pod"] = rt.pods.stats.status_patches / pods
+                    # live: created while the node runs
+                    live = {f"l-{i}" for i in range(pods)}
+                    created: dict[str, float] = {}
+
+                    async def create(i: int) -> None:
+                        name = f"l-{i}"
+                        created[name] = time.perf_counter()
+                        await kube.create(path_of("pods", namespace="default"), _pod(name))
+
+                    t1 = time.perf_counter()
+                    await _parallel(pods, 16, create)
+                    await observer.wait_running(live)
+                    t_live = time.perf_counter() - t1
+                    lat = sorted(observer.running[n] - created[n] for n in live)
+                    out["live: time to all Running (s)"] = t_live
+                    out["live: pods/s (incl. the client's creates)"] = pods / t_live
+                    out["live: create→Running p50 (ms)"] = 1000 * statistics.median(lat)
+                    out["live: create→Running p99 (ms)"] = 1000 * lat[int(len(lat) * 0.99) - 1]
+                    await _settle(rt)
+                    rss1 = rss_mb()
+                    out["RSS growth per pod (KiB)"] = (rss1 - rss0) * 1024 / (2 * pods)
+                    out["RSS total (MiB)"] = rss1
+                    creates_before = backend.creates
+                # restart with 2N pods
+                t2 = time.perf_counter()
+                async with virtual_node(node, kube=kube) as rt2:
+                    t_ready = time.perf_counter() - t2
+                    await _settle(rt2)
+                    t_steady = time.perf_counter() - t2
+                    out["restart: reconciled (s)"] = t_ready
+                    out["restart: steady state (s)"] = t_steady
+                    out["restart: creates issued"] = backend.creates - creates_before
+                    out["restart: controller creates"] = rt2.pods.stats.creates
+                    out["restart: adopted"] = rt2.pods.stats.adopted
+                    out["restart: status patches"] = rt2.pods.stats.status_patches
+                tg.cancel_scope.cancel()
+    finally:
+        await kube.close()
+    return out
+
+
+async def _settle(rt: NodeRuntime) -> None:
+    quiet = 0
+    while quiet < 5:
+        await anyio.sleep(0.05)
+        quiet = quiet + 1 if rt.pods.is_idle() and rt.events.idle() else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pods", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--no-events", action="store_true", help="no Normal lifecycle Events")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", tmp],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert proc.stdout is not None
+            kubeconfig = proc.stdout.readline().strip()
+            if not kubeconfig:
+                raise RuntimeError("the API server did not start")
+            results = anyio.run(measure, kubeconfig, args.pods, args.workers, not args.no_events)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    print(
+        f"Pod controller scale (pods={args.pods}, workers={args.workers}, "
+        f"events={'off' if args.no_events else 'on'}, TLS={_tls()}, cpus={os.cpu_count()})"
+    )
+    width = max(len(k) for k in results) + 2
+    for key, value in results.items():
+        shown = (
+            f"{value:.0%}"
+            if "share" in key
+            else (f"{value:,.2f}" if isinstance(value, float) else f"{value:,}")
+        )
+        print(key.ljust(width) + shown.rjust(12))
+
+
+if __name__ == "__main__":
+    main()
