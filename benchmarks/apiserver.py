@@ -81,7 +81,16 @@ def _pod(i: int) -> dict[str, Any]:
     }
 
 
-async def measure(kubeconfig: str, count: int, concurrency: int) -> dict[str, float]:
+def _server_cpu(pid: int) -> float:
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+async def measure(
+    kubeconfig: str, count: int, concurrency: int, server_pid: int
+) -> dict[str, float]:
     from kubernetes_asyncio import client
 
     api = await _client(kubeconfig, concurrency)
@@ -108,7 +117,9 @@ async def measure(kubeconfig: str, count: int, concurrency: int) -> dict[str, fl
             )
             await resp.read()
 
+        cpu0 = _server_cpu(server_pid)
         out["status patches/s"] = count / await _run_parallel(count, concurrency, status)
+        out["server CPU us per status patch"] = (_server_cpu(server_pid) - cpu0) / count * 1e6
 
         for watchers in (1, 10):
             out[
@@ -223,7 +234,7 @@ def bench(storage: str, count: int, concurrency: int, processes: int = 1) -> dic
             kubeconfig = proc.stdout.readline().strip()
             if not kubeconfig:
                 raise RuntimeError("the server did not start")
-            out = asyncio.run(measure(kubeconfig, count, concurrency))
+            out = asyncio.run(measure(kubeconfig, count, concurrency, proc.pid))
             if processes > 1:
                 out[f"status patches/s ({processes} client procs)"] = multi_process_patches(
                     kubeconfig, processes, count, concurrency

@@ -280,3 +280,30 @@ async def test_run_binds_to_registered_node(kubectl: Kubectl, api: Any) -> None:
     await kubectl("wait", "--for=jsonpath={.spec.nodeName}=node-1", "pod/hello", "--timeout=30s")
     wide = await kubectl("get", "pod", "hello", "-o", "wide")
     assert "node-1" in wide
+
+
+async def test_get_watch_table_output(kubectl: Kubectl) -> None:
+    await kubectl("create", "-f", "-", stdin=POD_YAML)
+    proc = await kubectl.start("get", "pods", "-w")
+    try:
+        assert proc.stdout is not None
+        header = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert header.split()[:3] == ["NAME", "READY", "STATUS"]
+        row = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert row.startswith("web ")
+        await kubectl(
+            "patch",
+            "pod",
+            "web",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"phase":"Running"}}',
+        )
+        while True:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+            assert line, "watch ended early"
+            if line.startswith("web ") and "Running" in line:
+                break
+    finally:
+        await _stop(proc)
