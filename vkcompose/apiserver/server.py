@@ -22,6 +22,7 @@ from vkcompose.apiserver import errors
 from vkcompose.apiserver.auth import ADMIN, Authenticator, UserInfo
 from vkcompose.apiserver.handlers import APIHandler, Reviews
 from vkcompose.apiserver.pki import PKI, load_or_create_pki
+from vkcompose.apiserver.proxy import add_proxy_routes
 from vkcompose.apiserver.registry import Registry, rfc3339
 from vkcompose.apiserver.resources import ResourceTable
 from vkcompose.apiserver.storage import Storage, open_storage
@@ -159,7 +160,7 @@ class APIServer:
             bookmark_interval=self.bookmark_interval,
             reviews=reviews,
         )
-        low_level = self._handler.make_server()
+        low_level = add_proxy_routes(self._handler, self.pki.kubelet_client)
         if self.request_observer is not None:
             low_level.request_handler = _observed(low_level.request_handler, self.request_observer)
         self._runner = web.ServerRunner(low_level, shutdown_timeout=1.0)
