@@ -2,3 +2,4 @@
 
 from vkcompose.testing.clock import *  # noqa: F403
 from vkcompose.testing.cluster import *  # noqa: F403
+from vkcompose.testing.kubelet import *  # noqa: F403
