@@ -451,3 +451,14 @@ async def test_services_get_cluster_ips(api: Any, apiserver: APIServer) -> None:
     assert svc.spec.ports[0].target_port == 80
     k = await v1.read_namespaced_service("kubernetes", "default")
     assert k.spec.ports[0].target_port == apiserver.port
+
+
+async def test_delete_collection_with_selector(api: Any) -> None:
+    v1 = client.CoreV1Api(api)
+    for name, tier in (("dc1", "a"), ("dc2", "a"), ("dc3", "b")):
+        obj = cm(name)
+        obj["metadata"]["labels"] = {"tier": tier}
+        await v1.create_namespaced_config_map("default", obj)
+    await v1.delete_collection_namespaced_config_map("default", label_selector="tier=a")
+    left = {i.metadata.name for i in (await v1.list_namespaced_config_map("default")).items}
+    assert "dc3" in left and not {"dc1", "dc2"} & left
