@@ -104,3 +104,14 @@ async def test_failed_post_start_hook_kills_container(backend: ProcessBackend) -
     await backend.create_pod(make_pod("poststart", main, terminationGracePeriodSeconds=1))
     status = await wait_for(backend, "poststart", phase_is("Failed"))
     assert container(status, "main")["state"]["terminated"]["exitCode"] == 143
+
+
+async def test_readiness_gate_from_pod_update(backend: ProcessBackend) -> None:
+    pod = make_pod("gated", sh("main", "sleep 300"), readinessGates=[{"conditionType": "x.io/lb"}])
+    await backend.create_pod(pod)
+    status = await wait_for(backend, "gated", phase_is("Running"))
+    status = await wait_for(backend, "gated", lambda s: condition(s, "ContainersReady") == "True")
+    assert condition(status, "Ready") == "False"
+    updated = {**pod, "status": {"conditions": [{"type": "x.io/lb", "status": "True"}]}}
+    await backend.update_pod(updated)
+    await wait_for(backend, "gated", lambda s: condition(s, "Ready") == "True")

@@ -231,7 +231,7 @@ class ProcessBackend:
             await self._forget(existing)
         pod = _copy(pod)
         pod.setdefault("metadata", {}).setdefault("namespace", ns)
-        pod.pop("status", None)
+        status = pod.pop("status", None)
         directory = os.path.join(self.root, state.pod_dir_name(ns, name, uid))
         await anyio.to_thread.run_sync(state.make_private_dir, directory)
         record = state.PodRecord(
@@ -242,6 +242,8 @@ class ProcessBackend:
             warnings=[self.settings.warning] if self.settings.warning else [],
         )
         sup = PodSupervisor(self.settings, record, self._on_change)
+        if status:
+            sup.update({**pod, "status": status}, None)
         self._pods[(ns, name)] = sup
         self._spawn(sup)
         sup.changed()
@@ -255,9 +257,7 @@ class ProcessBackend:
         sup = self._pods.get((ns, name))
         if sup is None:
             raise NotFound(f"pod {ns}/{name} not found")
-        new = _copy(pod)
-        new.pop("status", None)
-        sup.update(new, volume_paths)
+        sup.update(_copy(pod), volume_paths)
 
     async def delete_pod(self, pod: Pod, grace_period_seconds: int | None, /) -> None:
         """Stop the pod (preStop, SIGTERM, grace period, SIGKILL) and forget it."""

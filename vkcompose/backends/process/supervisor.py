@@ -195,6 +195,8 @@ class PodSupervisor:
         self._dirty = anyio.Event()
         self._save_lock = anyio.Lock()
         self._sidecars: list[anyio.Event] = []
+        self.gates: dict[str, bool] = {}
+        """Readiness-gate condition types → whether they are True (from pod updates)."""
         for c in self.spec.get("initContainers") or []:
             self._ensure_record(c, init=True)
         for c in self.spec.get("containers") or []:
@@ -287,7 +289,13 @@ class PodSupervisor:
         terminal = self.rec.terminal
         phase = terminal.get("phase") or pod_phase(self.spec, init, regular)
         conditions = pod_conditions(
-            self.spec, phase, init, regular, now=now_iso(), previous=self.rec.conditions
+            self.spec,
+            phase,
+            init,
+            regular,
+            now=now_iso(),
+            previous=self.rec.conditions,
+            gates=self.gates,
         )
         self.rec.conditions = conditions
         ip = self.settings.host_ip
@@ -829,6 +837,13 @@ class PodSupervisor:
 
     def update(self, pod: dict[str, Any], volume_paths: Mapping[str, str] | None) -> None:
         """Take a new pod spec (mutable fields: ``activeDeadlineSeconds``, images …)."""
+        gate_types = {
+            g.get("conditionType") for g in pod.get("spec", {}).get("readinessGates") or []
+        }
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") in gate_types:
+                self.gates[cond["type"]] = cond.get("status") == "True"
+        pod = {k: v for k, v in pod.items() if k != "status"}
         self.rec.pod = pod
         if volume_paths is not None:
             self.rec.volume_paths = dict(volume_paths)
