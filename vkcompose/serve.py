@@ -22,7 +22,9 @@ from rich.live import Live
 from rich.table import Table
 
 from vkcompose.apiserver import APIServer, embedded_apiserver
-from vkcompose.node.runtime import run_virtual_node
+from vkcompose.kubelet.hook import kubelet_hook
+from vkcompose.kubelet.tls import TLSFiles
+from vkcompose.node.runtime import KubeletHook, run_virtual_node
 from vkcompose.node.settings import VirtualNode
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def run_node_blocking(node: VirtualNode, *, kubeconfig: Path | None, console: Co
     async def main() -> None:
         names = ", ".join(node.node_names()[:5]) + (" …" if node.replicas > 5 else "")
         console.print(f"running virtual node(s) {names}; Ctrl-C to stop")
-        await run_virtual_node(node, kubeconfig=kubeconfig)
+        await run_virtual_node(node, kubeconfig=kubeconfig, kubelet=kubelet_hook())
 
     _blocking(main, console)
 
@@ -92,7 +94,7 @@ def up_blocking(
             client = await server.api_client()
             try:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(_run_node, node, client)
+                    tg.start_soon(_run_node, node, client, server)
                     view = _live_table if tui else _log_changes
                     await view(client, console)
                     tg.cancel_scope.cancel()
@@ -102,8 +104,19 @@ def up_blocking(
     _blocking(main, console)
 
 
-async def _run_node(node: VirtualNode, client: Any) -> None:
-    await run_virtual_node(node, api_client=client)
+def embedded_kubelet(server: APIServer) -> KubeletHook:
+    """The kubelet API hook for nodes of the embedded API server: serving certificates from its
+    CA, client certificates (its kubelet-client one) verified against that CA."""
+
+    def issue(names: Any, ip: str) -> TLSFiles:
+        pair = server.pki.issue_kubelet_serving(names[0], sorted({ip, "127.0.0.1"}))
+        return TLSFiles(pair.cert_path, pair.key_path)
+
+    return kubelet_hook(tls=issue, client_ca=server.pki.ca_path)
+
+
+async def _run_node(node: VirtualNode, client: Any, server: APIServer) -> None:
+    await run_virtual_node(node, api_client=client, kubelet=embedded_kubelet(server))
 
 
 async def _list(client: Any, path: str) -> list[dict[str, Any]]:
@@ -228,7 +241,7 @@ async def local_cluster(
         client = await server.api_client()
         try:
             async with anyio.create_task_group() as tg:
-                await tg.start(_start_node, node, client)
+                await tg.start(_start_node, node, client, embedded_kubelet(server))
                 yield server
                 tg.cancel_scope.cancel()
         finally:
@@ -236,13 +249,25 @@ async def local_cluster(
 
 
 async def _start_node(
-    node: VirtualNode, client: Any, *, task_status: anyio.abc.TaskStatus[None]
+    node: VirtualNode,
+    client: Any,
+    kubelet: KubeletHook,
+    *,
+    task_status: anyio.abc.TaskStatus[None],
 ) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(
-            lambda task_status: run_virtual_node(node, api_client=client, task_status=task_status)
+            lambda task_status: run_virtual_node(
+                node, api_client=client, kubelet=kubelet, task_status=task_status
+            )
         )
         task_status.started()
 
 
-__all__ = ["apiserver_blocking", "local_cluster", "run_node_blocking", "up_blocking"]
+__all__ = [
+    "apiserver_blocking",
+    "embedded_kubelet",
+    "local_cluster",
+    "run_node_blocking",
+    "up_blocking",
+]
