@@ -12,6 +12,7 @@ the node's pipeline. Without ``tls`` a self-signed certificate is generated.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Coroutine, Sequence
@@ -26,7 +27,7 @@ from vkcompose.kubelet.spdy import SessionConfig
 from vkcompose.kubelet.tls import TLSFiles, self_signed, server_ssl_context
 from vkcompose.ops import NodeInfo
 
-__all__ = ["NodeSettings", "RunningNode", "kubelet_hook"]
+__all__ = ["NodeSettings", "RunningNode", "cluster_ca", "kubelet_hook"]
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,10 @@ def kubelet_hook(
 
     ``tls`` is the serving pair, or a function ``(node_names, ip) -> TLSFiles`` issuing one;
     ``None`` generates a self-signed pair. ``client_ca`` verifies client certificates (the API
-    server's kubelet-client certificate). ``host``/``port`` default to the node's
-    ``internal_ip``/``kubelet_port``. ``on_ready`` receives the listening server.
+    server's kubelet-client certificate); by default the CA of the node's API connection.
+    ``host``/``port`` default to the node's ``internal_ip``/``kubelet_port``. ``on_ready``
+    receives the listening server. A port that cannot be bound is logged as an error; the node
+    keeps running without its kubelet API.
     """
 
     async def serve(runtime: RunningNode) -> None:
@@ -95,6 +98,7 @@ def kubelet_hook(
             files = tls
         else:
             files = tls(names, node.internal_ip)
+        ca = client_ca if client_ca is not None else cluster_ca(runtime.kube)
         auth = KubeletAuth(
             names[0], reviews=runtime.kube, insecure_allow_anonymous=insecure_allow_anonymous
         )
@@ -105,19 +109,42 @@ def kubelet_hook(
             node_info=node.node_info,
             session_config=session_config or SessionConfig(),
         )
-        try:
-            context = server_ssl_context(files, client_ca)
-            async with server.running(
-                context, host=bind_host, port=node.kubelet_port if port is None else port
-            ):
-                if on_ready is not None:
-                    on_ready(server)
-                await anyio.sleep_forever()
-        finally:
-            if generated is not None:
-                shutil.rmtree(generated, ignore_errors=True)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(_cleanup, generated)
+            context = server_ssl_context(files, ca)
+            bind_port = node.kubelet_port if port is None else port
+            try:
+                running = await stack.enter_async_context(
+                    server.running(context, host=bind_host, port=bind_port)
+                )
+            except OSError as exc:
+                log.error(
+                    "kubelet API of %s not served: cannot listen on %s:%d (%s)",
+                    names[0],
+                    bind_host,
+                    bind_port,
+                    exc.strerror or exc,
+                )
+                return
+            if on_ready is not None:
+                on_ready(running)
+            await anyio.sleep_forever()
 
     return serve
+
+
+def _cleanup(directory: Path | None) -> None:
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def cluster_ca(kube: object) -> Path | None:
+    """The CA file of the node's API connection (``ssl_ca_cert`` of its kubernetes_asyncio
+    configuration), used to verify client certificates when no client CA is given: clusters
+    usually sign the API server's kubelet-client certificate with that CA."""
+    configuration = getattr(getattr(kube, "api_client", None), "configuration", None)
+    path = getattr(configuration, "ssl_ca_cert", None)
+    return Path(path) if isinstance(path, str) and path and Path(path).is_file() else None
 
 
 def _ips(ip: str) -> list[str]:
