@@ -156,7 +156,10 @@ Dispatch = Callable[[Any, Any], Awaitable[Any]]
 
 def _read_logs(backend: Any, op: ops.ReadLogs) -> Awaitable[Any]:
     async def opened() -> AsyncIterator[bytes]:
-        return backend.read_logs(op.namespace, op.name, op.container, op.options)  # type: ignore[no-any-return]
+        stream = backend.read_logs(op.namespace, op.name, op.container, op.options)
+        if inspect.isawaitable(stream):  # ``async def read_logs`` returning the iterator
+            stream = await stream
+        return stream  # type: ignore[no-any-return]
 
     return opened()
 

@@ -3,6 +3,7 @@
 vkcompose up                      # embedded API server + the default recipe, live table
 vkcompose run RECIPE              # run a recipe's node(s) against any cluster
 vkcompose apiserver               # only the embedded API server
+vkcompose bench RECIPE            # benchmark a recipe's node locally
 vkcompose recipes                 # list built-in recipes
 vkcompose version
 """
@@ -26,7 +27,7 @@ from vkcompose.recipes import RecipeError, RecipeSettings, build_node, builtin_r
 F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console(stderr=True)
-DEFAULT_RECIPE = "memory"
+DEFAULT_RECIPE = "process"
 
 
 class UsageProblem(click.ClickException):
@@ -176,6 +177,73 @@ def apiserver(data_dir: Path, storage: str, port: int) -> None:
     from vkcompose import serve
 
     serve.apiserver_blocking(data_dir=data_dir, storage=storage, port=port, console=console)
+
+
+@main.command()
+@click.argument("recipe")
+@click.option("--pods", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=16, show_default=True,
+    help="Concurrent pod creates/deletes.",
+)  # fmt: skip
+@click.option(
+    "--nodes", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Virtual nodes (replicas); with more than one, pods go through the scheduler.",
+)  # fmt: skip
+@click.option("--churn", is_flag=True, help="Also delete and recreate a quarter of the pods.")
+@click.option("--json", "json_output", is_flag=True, help="Print JSON (no progress bar).")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG plot here."
+)
+@click.option(
+    "--pod-template",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Pod manifest (YAML/JSON) to create instead of the default pod.",
+)
+@click.option("--compare", "compare", metavar="RECIPE_B", help="Compare with RECIPE_B (B/A).")
+@click.option(
+    "--rounds", type=click.IntRange(min=1), default=None,
+    help="Rounds per recipe, interleaved [default: 1, or 2 with --compare].",
+)  # fmt: skip
+@click.option(
+    "--timeout", "timeout_seconds", type=click.FloatRange(min=1), default=600.0,
+    show_default=True, help="Give up a wait after this many seconds.",
+)  # fmt: skip
+@friendly
+def bench(
+    recipe: str,
+    pods: int,
+    concurrency: int,
+    nodes: int,
+    churn: bool,
+    json_output: bool,
+    plot: Path | None,
+    pod_template: Path | None,
+    compare: str | None,
+    rounds: int | None,
+    timeout_seconds: float,
+) -> None:
+    """Benchmark RECIPE's node(s) on a fresh in-memory API server (see docs/benchmarking.md)."""
+    from vkcompose.bench import bench_blocking
+    from vkcompose.bench.pods import TemplateError
+
+    recipes = [recipe, compare] if compare else [recipe]
+    try:
+        status = bench_blocking(
+            recipes,
+            pods=pods,
+            concurrency=concurrency,
+            nodes=nodes,
+            churn=churn,
+            rounds=rounds or (2 if compare else 1),
+            template=pod_template,
+            timeout_seconds=timeout_seconds,
+            json_output=json_output,
+            plot=plot,
+        )
+    except TemplateError as error:
+        raise UsageProblem(str(error)) from error
+    sys.exit(status)
 
 
 if __name__ == "__main__":
