@@ -32,7 +32,9 @@ class Informer:
     """Keeps a consumer in sync with a collection (see the module docstring).
 
     ``timeout_seconds`` is the server-side watch timeout (randomised ±20 % so many watches do
-    not reconnect together); ``page_size`` the list page size (0: one page).
+    not reconnect together); ``page_size`` the list page size (0, the default: one list with
+    ``resourceVersion=0`` as client-go's reflector does, which a server may serve from its
+    cache; paginated lists cost servers that scan per page quadratic time).
     """
 
     def __init__(
@@ -45,7 +47,7 @@ class Informer:
         field_selector: str | None = None,
         label_selector: str | None = None,
         timeout_seconds: int = 300,
-        page_size: int = 500,
+        page_size: int = 0,
         name: str = "",
     ) -> None:
         self._kube = kube
@@ -82,6 +84,10 @@ class Informer:
             query = list(self._selectors)
             if self._page_size:
                 query.append(("limit", str(self._page_size)))
+            else:
+                # as client-go's reflector: resourceVersion=0 lets a server answer from its
+                # watch cache, in one page
+                query.append(("resourceVersion", "0"))
             if cont:
                 query.append(("continue", cont))
             doc = await self._kube.get(self._path, query=query)

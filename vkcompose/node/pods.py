@@ -259,11 +259,19 @@ class PodController:
                 self._tg = tg
                 for informer in self.informers:
                     tg.start_soon(informer.run)
+                t0 = time.monotonic()
                 for informer in self.informers:
                     await informer.synced.wait()
+                t1 = time.monotonic()
                 if self._notify:
                     self.pipeline.backend.notify_pods(self._on_backend_status)  # type: ignore[attr-defined]
                 await self._reconcile(startup=True)
+                log.info(
+                    "pods listed in %.2fs (%d), reconciled with the backend in %.2fs",
+                    t1 - t0,
+                    len(self._pods),
+                    time.monotonic() - t1,
+                )
                 tg.start_soon(self.queue.run_timers)
                 for _ in range(max(1, self.node.workers)):
                     tg.start_soon(self._worker)
