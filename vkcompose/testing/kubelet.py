@@ -24,6 +24,7 @@ from vkcompose.apiserver import APIServer, embedded_apiserver
 from vkcompose.backends.memory import MemoryBackend
 from vkcompose.kubelet.hook import kubelet_hook
 from vkcompose.kubelet.server import KubeletServer
+from vkcompose.kubelet.spdy import SessionConfig
 from vkcompose.kubelet.tls import TLSFiles
 from vkcompose.node.kube import Kube, path_of
 from vkcompose.node.runtime import NodeRuntime, virtual_node
@@ -130,6 +131,7 @@ async def running_kubelet(
     *,
     name: str = "vk-kubelet",
     insecure_allow_anonymous: bool = False,
+    session_config: SessionConfig | None = None,
     **settings: Any,
 ) -> AsyncIterator[KubeletCluster]:
     """Run a virtual node of ``backend`` with its kubelet API against ``apiserver``."""
@@ -147,6 +149,7 @@ async def running_kubelet(
         tls=TLSFiles(pair.cert_path, pair.key_path),
         client_ca=apiserver.pki.ca_path,
         insecure_allow_anonymous=insecure_allow_anonymous,
+        session_config=session_config,
         on_ready=on_ready,
     )
     client = await apiserver.api_client()
