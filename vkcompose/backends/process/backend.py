@@ -29,8 +29,8 @@ import anyio
 import anyio.abc
 import orjson
 
+from vkcompose.backends.process import cgroups, logs, portforward, sandbox, state
 from vkcompose.backends.process import exec as execs
-from vkcompose.backends.process import logs, portforward, sandbox, state
 from vkcompose.backends.process.images import ImageMap
 from vkcompose.backends.process.stats import ContainerProcs, StatsCollector, host_memory
 from vkcompose.backends.process.supervisor import Instance, PodSupervisor, Settings, now_iso
@@ -59,7 +59,10 @@ class ProcessBackend:
     * ``log_max_bytes``/``log_max_files``: CRI log rotation;
     * ``rlimits``: e.g. ``{"NOFILE": (1024, 1024)}`` applied to every container;
     * ``expand_vars``: expand ``$(VAR)`` in env values, command and args as the kubelet does —
-      turn it off behind ``ResolveConfigSources``, which already expanded them.
+      turn it off behind ``ResolveConfigSources``, which already expanded them;
+    * ``cgroups``: ``"auto"`` (cgroup v2, else v1, else rlimits), ``"v2"``, ``"v1"`` or
+      ``"none"`` (rlimits only); ``cgroup_parent`` overrides the v2 parent directory (e.g. a
+      delegated subtree); ``pids_limit`` sets ``pids.max`` of every container.
     """
 
     def __init__(
@@ -79,10 +82,22 @@ class ProcessBackend:
         kill_wait: float = 2.0,
         python: str = sys.executable,
         expand_vars: bool = True,
+        cgroups: str = "auto",
+        cgroup_parent: str | None = None,
+        pids_limit: int | None = None,
     ) -> None:
         mode, warning = sandbox.detect_isolation(isolation)
         if warning:
             log.warning("process backend: %s", warning)
+        driver, why = _detect_cgroups(cgroups, cgroup_parent)
+        if driver is None and cgroups != "none":
+            log.warning(
+                "process backend: no usable cgroup (%s): memory limits become RLIMIT_AS "
+                "(address space), CPU limits are not enforced",
+                why,
+            )
+        self.limits_reason = why
+        """Why cgroups are not used (empty when they are)."""
         self.root = os.path.abspath(os.fspath(state_dir))
         self.settings = Settings(
             isolation=mode,
@@ -100,6 +115,8 @@ class ProcessBackend:
             kill_wait=kill_wait,
             warning=warning,
             expand_vars=expand_vars,
+            cgroups=driver,
+            pids_limit=pids_limit,
         )
         self._pods: dict[tuple[str, str], PodSupervisor] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -113,6 +130,13 @@ class ProcessBackend:
     def isolation(self) -> str:
         """The isolation mode in use (``"namespaces"`` or ``"none"``)."""
         return self.settings.isolation
+
+    @property
+    def limits(self) -> str:
+        """How ``resources.limits`` are enforced: ``"cgroup v2"``, ``"cgroup v1"`` or
+        ``"rlimit"`` (memory as ``RLIMIT_AS`` only)."""
+        driver = self.settings.cgroups
+        return f"cgroup {driver.version}" if driver is not None else "rlimit"
 
     # --- lifecycle of the backend itself ----------------------------------------------------------
 
@@ -142,7 +166,7 @@ class ProcessBackend:
                 await task
         if stop_pods:
             dirs = [sup.rec.dir for sup in self._pods.values()]
-            await anyio.to_thread.run_sync(_remove_dirs, dirs)
+            await anyio.to_thread.run_sync(_remove_dirs, dirs, self.settings.cgroups)
         self._pods.clear()
         self._loaded = False
 
@@ -273,7 +297,7 @@ class ProcessBackend:
         if self._pods.get(sup.rec.key) is sup:
             del self._pods[sup.rec.key]
             self._last_sent.pop(sup.rec.key, None)
-        await anyio.to_thread.run_sync(_remove_dirs, [sup.rec.dir])
+        await anyio.to_thread.run_sync(_remove_dirs, [sup.rec.dir], self.settings.cgroups)
 
     def _get(self, namespace: str, name: str) -> PodSupervisor:
         sup = self._pods.get((namespace or "default", name))
@@ -441,6 +465,7 @@ class ProcessBackend:
                         include_root=not namespaces,
                         start_time=running.get("startedAt", ""),
                         pod_start_time=sup.rec.start_time,
+                        cgroup=sup.cgroup(cname),
                     )
                 )
         node_name = node.name if node is not None else "vk-process"
@@ -526,9 +551,20 @@ def _writable(root: str) -> bool:
     return os.access(root if os.path.isdir(root) else os.path.dirname(root), os.W_OK)
 
 
-def _remove_dirs(dirs: Sequence[str]) -> None:
+def _remove_dirs(dirs: Sequence[str], driver: cgroups.CgroupDriver | None = None) -> None:
     for d in dirs:
+        if driver is not None:
+            driver.remove(os.path.basename(d))
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _detect_cgroups(mode: str, parent: str | None) -> tuple[cgroups.CgroupDriver | None, str]:
+    if mode not in ("auto", "v2", "v1", "none"):
+        raise ValueError("cgroups must be one of auto, v2, v1, none")
+    driver, why = cgroups.detect(mode, parent)
+    if driver is None and mode in ("v1", "v2"):
+        raise RuntimeError(f"cgroup {mode} unavailable: {why}")
+    return driver, why
 
 
 __all__ = ["ProcessBackend"]

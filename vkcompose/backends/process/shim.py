@@ -287,9 +287,21 @@ def setup_view(spec: dict[str, Any]) -> str:
 # --- the main process -------------------------------------------------------------------------
 
 
-def _exec_main(spec: dict[str, Any], stdio: tuple[int, int, int], errw: int, tty: bool) -> None:
-    """In the forked child: wire stdio, drop privileges, exec. Never returns."""
+def _exec_main(
+    spec: dict[str, Any],
+    stdio: tuple[int, int, int],
+    errw: int,
+    tty: bool,
+    cgroup_fds: list[int] | None = None,
+) -> None:
+    """In the forked child: join the cgroup, wire stdio, drop privileges, exec. Never returns."""
     try:
+        for fd in cgroup_fds or []:
+            try:  # "0" = the writing process; its descendants follow it
+                os.write(fd, b"0")
+            except OSError as e:
+                msg = f"failed to join the container's cgroup: {e.strerror}"
+                raise OSError(e.errno, msg) from e
         if tty:
             os.setsid()
             import fcntl
@@ -405,6 +417,21 @@ def _kill_orphans() -> None:
                 os.waitpid(kid, 0)
 
 
+def _oom_kills(cgroup: dict[str, Any]) -> int:
+    """``oom_kill`` of the cgroup's ``memory.events`` (v2) / ``memory.oom_control`` (v1)."""
+    if not cgroup.get("oom"):
+        return 0
+    try:
+        with open(cgroup["oom"]) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == "oom_kill":
+                    return int(parts[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _write_json(path: str, data: dict[str, Any]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -471,8 +498,19 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
     started_at = _now()
     start_error = ""
     target = -1
+    cgroup = spec.get("cgroup") or {}
+    cgroup_fds: list[int] = []
+    oom_before = _oom_kills(cgroup)
     try:
-        if isolated:
+        for path in cgroup.get("procs") or []:
+            cgroup_fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+    except OSError as e:
+        start_error = f"failed to open the container's cgroup: {e.strerror or e}"
+    merged = ""
+    try:
+        if start_error:
+            pass
+        elif isolated:
             _check(_c().unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID), "unshare")
             merged = setup_view(spec)
             name = spec.get("hostname", "").encode()
@@ -480,7 +518,6 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
                 _check(_c().sethostname(name, len(name)), "sethostname")
         else:
             _c().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-            merged = ""
     except OSError as e:
         start_error = f"failed to set up the container's view: {e.strerror or e}"
     if not start_error:
@@ -497,7 +534,7 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
                         os.chdir("/")
                     main = os.fork()
                     if main == 0:
-                        _exec_main(spec, child_stdio, errw, tty)
+                        _exec_main(spec, child_stdio, errw, tty, cgroup_fds)
                     os.close(errw)
                     signal.set_wakeup_fd(-1)
                     for fd in (*to_close, *outputs, wake_r, wake_w):
@@ -511,7 +548,9 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
         else:
             target = os.fork()
             if target == 0:
-                _exec_main(spec, child_stdio, errw, tty)
+                _exec_main(spec, child_stdio, errw, tty, cgroup_fds)
+    for fd in cgroup_fds:
+        os.close(fd)
     os.close(errw)
     os.close(status_w)
     for fd in to_close:
@@ -627,6 +666,8 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
         else:
             signum, code = 0, os.WEXITSTATUS(st)
             reason = "Completed" if code == 0 else "Error"
+        if cgroup and _oom_kills(cgroup) > oom_before:
+            reason = "OOMKilled"
         record = {
             "exitCode": code,
             "signal": signum,

@@ -1,9 +1,11 @@
-"""Resource usage of containers and the node (psutil over /proc), in Summary API shape.
+"""Resource usage of containers and the node, in Summary API shape.
 
-CPU is the cumulative user+system time of a container's processes
-(``usageCoreNanoSeconds``) and the rate between two successive reads (``usageNanoCores``);
-memory is their resident set (``workingSetBytes`` = ``usageBytes`` = ``rssBytes``).
-Usage of processes that already ended is not counted (no cgroup accounting).
+With a container cgroup (see :mod:`~vkcompose.backends.process.cgroups`), CPU is the cgroup's
+cumulative usage (``usageCoreNanoSeconds``, including processes that already ended) and memory
+its charge (``usageBytes``; ``workingSetBytes`` = usage minus inactive file pages, as cAdvisor;
+``rssBytes`` from the processes). Without one, psutil over /proc: CPU is the user+system time
+of the container's live processes, memory their resident set. ``usageNanoCores`` is the rate
+between two successive reads.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import attrs
 import psutil
 
+from vkcompose.backends.process.cgroups import ContainerCgroup
 from vkcompose.backends.process.supervisor import now_iso
 
 
@@ -30,6 +33,7 @@ class ContainerProcs:
     include_root: bool
     start_time: str
     pod_start_time: str
+    cgroup: ContainerCgroup | None = None
 
 
 def _processes(root_pid: int, include_root: bool) -> list[psutil.Process]:
@@ -76,6 +80,10 @@ class StatsCollector:
         pods: dict[tuple[str, str, str], dict[str, Any]] = {}
         for c in containers:
             cpu_ns, rss = usage(c.root_pid, c.include_root)
+            mem_usage = working_set = rss
+            accounted = c.cgroup.usage() if c.cgroup is not None else None
+            if accounted is not None:
+                cpu_ns, mem_usage, working_set = accounted
             key = (c.namespace, c.pod, c.uid, c.container)
             nano_cores = self._rate(key, now_ns, cpu_ns)
             pod = pods.setdefault(
@@ -91,7 +99,7 @@ class StatsCollector:
                     "name": c.container,
                     "startTime": c.start_time,
                     "cpu": _cpu(now, nano_cores, cpu_ns),
-                    "memory": _memory(now, rss),
+                    "memory": _memory(now, rss, usage=mem_usage, working_set=working_set),
                 }
             )
         for pod in pods.values():
@@ -101,7 +109,12 @@ class StatsCollector:
                 sum(c["cpu"]["usageNanoCores"] for c in cs),
                 sum(c["cpu"]["usageCoreNanoSeconds"] for c in cs),
             )
-            pod["memory"] = _memory(now, sum(c["memory"]["usageBytes"] for c in cs))
+            pod["memory"] = _memory(
+                now,
+                sum(c["memory"]["rssBytes"] for c in cs),
+                usage=sum(c["memory"]["usageBytes"] for c in cs),
+                working_set=sum(c["memory"]["workingSetBytes"] for c in cs),
+            )
         return {"node": node_stats(node_name, self), "pods": list(pods.values())}
 
 
@@ -109,11 +122,18 @@ def _cpu(now: str, nano_cores: int, core_ns: int) -> dict[str, Any]:
     return {"time": now, "usageNanoCores": nano_cores, "usageCoreNanoSeconds": core_ns}
 
 
-def _memory(now: str, rss: int, available: int | None = None) -> dict[str, Any]:
+def _memory(
+    now: str,
+    rss: int,
+    available: int | None = None,
+    *,
+    usage: int | None = None,
+    working_set: int | None = None,
+) -> dict[str, Any]:
     mem: dict[str, Any] = {
         "time": now,
-        "usageBytes": rss,
-        "workingSetBytes": rss,
+        "usageBytes": rss if usage is None else usage,
+        "workingSetBytes": rss if working_set is None else working_set,
         "rssBytes": rss,
         "pageFaults": 0,
         "majorPageFaults": 0,

@@ -24,8 +24,8 @@ import anyio.abc
 import attrs
 import orjson
 
+from vkcompose.backends.process import cgroups, probes, sandbox, state
 from vkcompose.backends.process import exec as execs
-from vkcompose.backends.process import probes, sandbox, state
 from vkcompose.backends.process.images import ImageMap
 from vkcompose.backends.process.status import is_sidecar, pod_conditions, pod_phase
 from vkcompose.errors import InvalidInput
@@ -56,6 +56,10 @@ class Settings:
     start_timeout: float = 30.0
     warning: str = ""
     expand_vars: bool = True
+    cgroups: cgroups.CgroupDriver | None = None
+    """Where containers get their resource limits; ``None``: ``RLIMIT_AS`` from the memory
+    limit only."""
+    pids_limit: int | None = None
 
 
 def backoff_delay(exponent: int, base: float, cap: float) -> float:
@@ -502,6 +506,27 @@ class PodSupervisor:
             return path
         return None
 
+    def cgroup(self, container: str) -> cgroups.ContainerCgroup | None:
+        """The container's cgroup (when the backend uses cgroups)."""
+        driver = self.settings.cgroups
+        if driver is None:
+            return None
+        return driver.container(os.path.basename(self.rec.dir), container)
+
+    async def _cgroup(
+        self, container: str, limits: cgroups.Limits
+    ) -> cgroups.ContainerCgroup | None:
+        driver = self.settings.cgroups
+        if driver is None:
+            return None
+        pod_limits = cgroups.pod_limits(self.spec, self.settings.pids_limit)
+        pod = os.path.basename(self.rec.dir)
+        try:
+            return await anyio.to_thread.run_sync(driver.create, pod, pod_limits, container, limits)
+        except OSError as e:
+            log.warning("cgroup of %s/%s: %s; using rlimits", self.rec.key[1], container, e)
+            return None
+
     def _config_error(self, rec: state.ContainerRecord, reason: str, message: str) -> None:
         rec.state = {"waiting": {"reason": reason, "message": message}}
         self.changed()
@@ -535,6 +560,11 @@ class PodSupervisor:
         n = rec.restart_count
         cdir = self.rec.container_dir(rec.name)
         view = os.path.join(cdir, "view", str(n))
+        limits = cgroups.container_limits(c, s.pids_limit)
+        rlimits = {k: list(v) for k, v in s.rlimits.items()}
+        cgroup = await self._cgroup(rec.name, limits)
+        if cgroup is None and limits.memory is not None:
+            rlimits["AS"] = [limits.memory, limits.memory]
         spec: dict[str, Any] = {
             "argv": argv,
             "env": env,
@@ -562,8 +592,10 @@ class PodSupervisor:
             "tty": bool(c.get("tty")),
             "stdinFifo": os.path.join(cdir, "stdin"),
             "controlFifo": os.path.join(cdir, "control"),
-            "rlimits": {k: list(v) for k, v in s.rlimits.items()},
+            "rlimits": rlimits,
         }
+        if cgroup is not None:
+            spec["cgroup"] = cgroup.to_json()
         if spec["cwd"] is None:
             spec["cwd"] = os.path.join(self.rec.dir, "tmp")
         spec_path = await anyio.to_thread.run_sync(_prepare_instance, self.rec.dir, cdir, n, spec)
@@ -662,6 +694,11 @@ class PodSupervisor:
             return
         inst.forced = True
         inst.kill_descendants()
+        cgroup = self.cgroup(str(c.get("name") or ""))
+        if cgroup is not None:
+            for pid in cgroup.pids():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         with anyio.move_on_after(self.settings.kill_wait):
             await inst.exited.wait()
         if not inst.exited.is_set():
