@@ -124,6 +124,8 @@ class Instance:
         self.running = running
         self.forced = False
         self.exited = anyio.Event()
+        self.respec = anyio.Event()
+        """Set when the container's spec (image) changed: kill and start it again."""
         self.started_at = anyio.current_time()
 
     def _reap(self) -> None:
@@ -401,6 +403,7 @@ class PodSupervisor:
         name = str(c["name"])
         rec = self.rec.containers[name]
         while True:
+            c = self._current_spec(name, c)
             if rec.done:
                 term = rec.state.get("terminated") or {}
                 return int(term["exitCode"]) if "exitCode" in term else None
@@ -432,6 +435,13 @@ class PodSupervisor:
             rec.shim_pid = rec.shim_start_ticks = rec.target_pid = 0
             self.instances.pop(name, None)
             code = int(term.get("exitCode", 0))
+            if inst.respec.is_set() and not self.stopping:
+                # the kubelet restarts a container whose spec changed, whatever the policy
+                rec.last_state = {"terminated": term}
+                rec.restart_count += 1
+                rec.state = {"waiting": {"reason": "ContainerCreating"}}
+                self.changed()
+                continue
             restart = not self.stopping and should_restart(
                 self.policy, code, init=init, sidecar=rec.sidecar
             )
@@ -630,6 +640,7 @@ class PodSupervisor:
             tg.start_soon(inst.watch)
             if inst.running and not inst.exited.is_set():
                 tg.start_soon(self._stop_watch, c, inst)
+                tg.start_soon(self._respec_watch, c, inst)
                 tg.start_soon(self._lifecycle, c, rec, inst)
             await inst.exited.wait()
             tg.cancel_scope.cancel()
@@ -672,6 +683,22 @@ class PodSupervisor:
         else:
             await self.stop_event.wait()
         await self.terminate(c, inst, self._remaining(default=self.grace()))
+
+    async def _respec_watch(self, c: Mapping[str, Any], inst: Instance) -> None:
+        await inst.respec.wait()
+        log.info(
+            "container %s of pod %s definition changed, will be restarted",
+            c.get("name"),
+            self.rec.key[1],
+        )
+        await self.terminate(c, inst, self.grace())
+
+    def _current_spec(self, name: str, fallback: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The container ``name`` as in the latest pod spec."""
+        for c in [*(self.spec.get("initContainers") or []), *(self.spec.get("containers") or [])]:
+            if c.get("name") == name:
+                return dict(c)
+        return fallback
 
     def _remaining(self, default: float) -> float:
         if self.stop_deadline is None:
@@ -881,12 +908,30 @@ class PodSupervisor:
             if cond.get("type") in gate_types:
                 self.gates[cond["type"]] = cond.get("status") == "True"
         pod = {k: v for k, v in pod.items() if k != "status"}
+        before = _images(self.spec)
         self.rec.pod = pod
+        after = _images(self.spec)
+        for name, image in after.items():
+            inst = self.instances.get(name)
+            if (
+                name in before
+                and before[name] != image
+                and inst is not None
+                and inst.running
+                and not inst.exited.is_set()
+            ):
+                inst.respec.set()
         if volume_paths is not None:
             self.rec.volume_paths = dict(volume_paths)
         ev, self.spec_changed = self.spec_changed, anyio.Event()
         ev.set()
         self.changed()
+
+
+def _images(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Container name → image (init and regular containers)."""
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return {str(c.get("name")): str(c.get("image") or "") for c in containers}
 
 
 def qos_class(spec: Mapping[str, Any]) -> str:
