@@ -111,6 +111,11 @@ def _settings(
     help="Where backends keep state.",
 )
 @click.option("--kubelet-port", type=click.IntRange(0, 65535), help="Kubelet API port.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics of the pipeline on 127.0.0.1:PORT.",
+)
 @friendly
 def run(
     recipe: str,
@@ -119,12 +124,13 @@ def run(
     replicas: int | None,
     state_dir: Path,
     kubelet_port: int | None,
+    metrics_port: int | None,
 ) -> None:
     """Run RECIPE (a built-in name or a path to a .py file) as virtual node(s) in a cluster."""
     node = build_node(recipe, _settings(node_name, replicas, state_dir, kubelet_port))
     from vkcompose import serve  # the runtime wiring lives one layer down
 
-    serve.run_node_blocking(node, kubeconfig=kubeconfig, console=console)
+    serve.run_node_blocking(node, kubeconfig=kubeconfig, console=console, metrics_port=metrics_port)
 
 
 @main.command()
@@ -146,9 +152,19 @@ def run(
 )
 @click.option("--no-tui", is_flag=True, help="Plain log lines instead of a live table.")
 @click.option("--replicas", type=click.IntRange(min=1), help="Run a fleet of this many nodes.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics of the pipeline on 127.0.0.1:PORT.",
+)
 @friendly
 def up(
-    recipe_ref: str | None, data_dir: Path, port: int, no_tui: bool, replicas: int | None
+    recipe_ref: str | None,
+    data_dir: Path,
+    port: int,
+    no_tui: bool,
+    replicas: int | None,
+    metrics_port: int | None,
 ) -> None:
     """Start the embedded API server and a recipe's node(s) against it: a local cluster."""
     node = build_node(
@@ -157,7 +173,14 @@ def up(
     )
     from vkcompose import serve
 
-    serve.up_blocking(node, data_dir=data_dir, port=port, tui=not no_tui, console=console)
+    serve.up_blocking(
+        node,
+        data_dir=data_dir,
+        port=port,
+        tui=not no_tui,
+        console=console,
+        metrics_port=metrics_port,
+    )
 
 
 @main.command()

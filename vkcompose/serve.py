@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from rich.table import Table
 from vkcompose.apiserver import APIServer, embedded_apiserver
 from vkcompose.kubelet.hook import kubelet_hook
 from vkcompose.kubelet.tls import TLSFiles
+from vkcompose.middlewares.metrics import Metrics, serve_metrics
 from vkcompose.node.runtime import KubeletHook, run_virtual_node
 from vkcompose.node.settings import VirtualNode
 
@@ -50,15 +52,57 @@ def _blocking(main: Callable[[], Awaitable[None]], console: Console) -> None:
     anyio.run(guarded, backend="asyncio")
 
 
-def run_node_blocking(node: VirtualNode, *, kubeconfig: Path | None, console: Console) -> None:
+def free_kubelet_port(node: VirtualNode, console: Console) -> None:
+    """Keep ``node.kubelet_port`` if it can be bound on the node's address, else pick a free one
+    (several local nodes on one host cannot all listen on 10250). Port 0 means any free port."""
+    host = node.internal_ip
+    with socket.socket() as probe:
+        try:
+            if node.kubelet_port:
+                probe.bind((host, node.kubelet_port))
+                return
+        except OSError:
+            pass
+        probe.bind((host, 0))
+        chosen = int(probe.getsockname()[1])
+    if node.kubelet_port:
+        console.print(f"kubelet port {node.kubelet_port} is busy on {host}; using {chosen}")
+    node.kubelet_port = chosen
+
+
+def serve_node_metrics(node: VirtualNode, port: int | None, console: Console) -> list[Any]:
+    """Serve the Prometheus registries of the node's ``Metrics`` middlewares on ``port``."""
+    if port is None:
+        return []
+    registries = [m.registry for m in node.middlewares if isinstance(m, Metrics)]
+    if not registries:
+        console.print("the recipe has no Metrics middleware: nothing to serve")
+        return []
+    server = serve_metrics(port, registries[0])
+    console.print(f"metrics on {server.url}")
+    return [server]
+
+
+def run_node_blocking(
+    node: VirtualNode,
+    *,
+    kubeconfig: Path | None,
+    console: Console,
+    metrics_port: int | None = None,
+) -> None:
     """Run ``node`` against the cluster of ``kubeconfig`` until Ctrl-C."""
+    servers = serve_node_metrics(node, metrics_port, console)
 
     async def main() -> None:
         names = ", ".join(node.node_names()[:5]) + (" …" if node.replicas > 5 else "")
         console.print(f"running virtual node(s) {names}; Ctrl-C to stop")
         await run_virtual_node(node, kubeconfig=kubeconfig, kubelet=kubelet_hook())
 
-    _blocking(main, console)
+    try:
+        _blocking(main, console)
+    finally:
+        for server in servers:
+            server.close()
 
 
 def apiserver_blocking(*, data_dir: Path, storage: str, port: int, console: Console) -> None:
@@ -81,7 +125,13 @@ def _announce(server: APIServer, console: Console) -> None:
 
 
 def up_blocking(
-    node: VirtualNode, *, data_dir: Path, port: int, tui: bool, console: Console
+    node: VirtualNode,
+    *,
+    data_dir: Path,
+    port: int,
+    tui: bool,
+    console: Console,
+    metrics_port: int | None = None,
 ) -> None:
     """Start the embedded API server (SQLite in ``data_dir``), then ``node`` against it."""
 
@@ -101,7 +151,13 @@ def up_blocking(
             finally:
                 await client.close()
 
-    _blocking(main, console)
+    free_kubelet_port(node, console)
+    servers = serve_node_metrics(node, metrics_port, console)
+    try:
+        _blocking(main, console)
+    finally:
+        for server in servers:
+            server.close()
 
 
 def embedded_kubelet(server: APIServer) -> KubeletHook:

@@ -24,6 +24,7 @@ import anyio
 import attrs
 from kubernetes_asyncio.client import ApiClient
 
+from vkcompose.node.cluster import ClusterBound
 from vkcompose.node.events import EventRecorder, LateEventSink
 from vkcompose.node.heartbeat import NodeController
 from vkcompose.node.kube import Kube, connect
@@ -67,14 +68,22 @@ class NodeRuntime:
             pods=PodController(node, kube, pipeline=pipeline, events=events, node_names=names),
         )
 
-    def cluster_sources(self) -> list[ClusterSources]:
-        """The :class:`ClusterSources` caches the middlewares read (started with the node)."""
-        found: list[ClusterSources] = []
+    def cluster_bound(self) -> list[ClusterBound]:
+        """The :class:`ClusterBound` helpers the middlewares hold (started with the node).
+
+        They are found among each middleware's attributes (``sources``, ``services``,
+        ``tokens`` …), so a recipe only has to hand them to the middlewares.
+        """
+        found: list[ClusterBound] = []
         for middleware in self.pipeline.middlewares:
-            sources = getattr(middleware, "sources", None)
-            if isinstance(sources, ClusterSources) and sources not in found:
-                found.append(sources)
+            for value in _attributes(middleware):
+                if isinstance(value, ClusterBound) and value not in found:
+                    found.append(value)
         return found
+
+    def cluster_sources(self) -> list[ClusterSources]:
+        """The :class:`ClusterSources` caches among :meth:`cluster_bound`."""
+        return [b for b in self.cluster_bound() if isinstance(b, ClusterSources)]
 
     async def run(
         self,
@@ -85,8 +94,8 @@ class NodeRuntime:
         """Run until cancelled; ``task_status.started()`` once nodes and pods are in sync."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.events.run)
-            for sources in self.cluster_sources():
-                await tg.start(functools.partial(sources.run, self.kube))
+            for bound in self.cluster_bound():
+                await tg.start(functools.partial(bound.run, self.kube))
             await tg.start(self.nodes.run)
             if kubelet is not None:
                 tg.start_soon(kubelet, self)
@@ -98,6 +107,20 @@ class NodeRuntime:
                 "" if len(self.nodes.node_names) == 1 else "s",
             )
             task_status.started()
+
+
+def _attributes(obj: object, depth: int = 2) -> list[object]:
+    """Attribute values of ``obj`` and, ``depth`` levels down, of those values."""
+    try:
+        values = list(vars(obj).values())
+    except TypeError:  # slotted or builtin objects
+        names = getattr(type(obj), "__slots__", ())
+        values = [getattr(obj, n, None) for n in names]
+    if depth > 1:
+        for value in list(values):
+            if not isinstance(value, str | bytes | int | float | dict | list | tuple | set):
+                values.extend(_attributes(value, depth - 1))
+    return values
 
 
 KubeletHook = Callable[[NodeRuntime], Coroutine[Any, Any, None]]

@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from vkcompose.node.cluster import ClusterBound
 from vkcompose.node.informer import Informer
 from vkcompose.node.kube import Kube, path_of
 from vkcompose.podspec import JSON
@@ -30,7 +31,7 @@ def _key(obj: dict[str, Any]) -> _Key:
     return (meta.get("namespace") or "default", meta.get("name") or "")
 
 
-class ClusterSources:
+class ClusterSources(ClusterBound):
     """ConfigMaps and Secrets of the cluster, kept current by two watches."""
 
     def __init__(self, *, secrets: bool = True) -> None:

@@ -11,29 +11,20 @@ from __future__ import annotations
 import os
 
 from vkcompose.backends.process import ProcessBackend
-from vkcompose.middlewares.config_sources import ResolveConfigSources
-from vkcompose.middlewares.downward_api import DownwardAPI
-from vkcompose.middlewares.volumes.middleware import Volumes
-from vkcompose.node.events import LateEventSink
 from vkcompose.node.settings import VirtualNode
-from vkcompose.node.sources import ClusterSources
 from vkcompose.recipes import RecipeSettings
+from vkcompose.recipes._stack import standard_middlewares
 
 
 def recipe(settings: RecipeSettings) -> VirtualNode:
     """Pods as local processes, with env, config sources and volumes resolved first."""
     state_dir = settings.state_dir
-    sources = ClusterSources()
-    events = LateEventSink()
+    (state_dir / "pods").mkdir(parents=True, exist_ok=True, mode=0o700)
     cpus = str(os.cpu_count() or 1)
     return VirtualNode(
         name=settings.node_name or "vk-process",
         backend=ProcessBackend(state_dir / "pods", host_ip=settings.internal_ip, expand_vars=False),
-        middlewares=[
-            DownwardAPI(),
-            ResolveConfigSources(sources, events),
-            Volumes(state_dir / "volumes", sources, events=events),
-        ],
+        middlewares=standard_middlewares(volumes_root=state_dir / "volumes"),
         capacity={"cpu": cpus, "memory": _memory(), "pods": "110"},
         internal_ip=settings.internal_ip,
         host_network=True,
