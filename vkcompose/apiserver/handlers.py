@@ -13,7 +13,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from vkcompose.apiserver import discovery, errors
+from vkcompose.apiserver import discovery, errors, protobuf
 from vkcompose.apiserver.auth import ANONYMOUS, Authenticator, UserInfo, allowed, forbidden_message
 from vkcompose.apiserver.auth import user_from_peercert as _user_from_peercert
 from vkcompose.apiserver.errors import APIError
@@ -427,6 +427,8 @@ class APIHandler:
                 return yaml.safe_load(raw)
             except yaml.YAMLError as exc:
                 raise errors.bad_request(f"error decoding YAML: {exc}") from None
+        if ctype == protobuf.CONTENT_TYPE:
+            return protobuf.request_body(raw)
         if ctype not in (_JSON, "*/*", ""):
             raise APIError(
                 415,
