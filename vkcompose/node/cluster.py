@@ -23,6 +23,7 @@ import anyio
 import orjson
 
 from vkcompose.errors import TemporaryError
+from vkcompose.middlewares.volumes.tokens import token_request
 from vkcompose.node.informer import Informer
 from vkcompose.node.kube import Kube, KubeError, path_of
 from vkcompose.podspec import JSON, Pod
@@ -117,21 +118,7 @@ class ClusterTokens(ClusterBound):
         if self._kube is None:
             raise TemporaryError("failed to fetch token: not connected to the API server yet",
                                  reason="FailedMount")  # fmt: skip
-        meta = pod.get("metadata") or {}
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "audiences": [audience] if audience else [],
-                "expirationSeconds": expiration_seconds,
-                "boundObjectRef": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": meta.get("name") or "",
-                    "uid": meta.get("uid") or "",
-                },
-            },
-        }
+        body = token_request(pod, audience, expiration_seconds)
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token"
         try:
             answer = await self._kube.create(path, body)

@@ -48,6 +48,29 @@ def _status_message(body: bytes, status: int) -> str:
     return str(message) if message else f"HTTP {status}"
 
 
+def token_request(pod: Pod, audience: str, expiration_seconds: int) -> dict[str, Any]:
+    """The TokenRequest a kubelet sends for a token bound to ``pod`` (``""``: default audience).
+
+    >>> token_request({"metadata": {"name": "web", "uid": "u"}}, "", 600)["spec"]["audiences"]
+    []
+    """
+    meta = pod.get("metadata") or {}
+    return {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {
+            "audiences": [audience] if audience else [],
+            "expirationSeconds": expiration_seconds,
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta.get("name") or "",
+                "uid": meta.get("uid") or "",
+            },
+        },
+    }
+
+
 class KubeTokenSource:
     """A :class:`TokenSource` using the TokenRequest API through kubernetes_asyncio.
 
@@ -70,21 +93,7 @@ class KubeTokenSource:
         /,
     ) -> str:
         """Request a token; raise :class:`TemporaryError` with the API's message on failure."""
-        meta = pod.get("metadata") or {}
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "audiences": [audience] if audience else [],
-                "expirationSeconds": expiration_seconds,
-                "boundObjectRef": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": meta.get("name") or "",
-                    "uid": meta.get("uid") or "",
-                },
-            },
-        }
+        body = token_request(pod, audience, expiration_seconds)
         response = await self._core.create_namespaced_service_account_token(
             service_account, namespace, body, _preload_content=False
         )
