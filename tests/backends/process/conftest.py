@@ -78,11 +78,11 @@ async def backend(make_backend: Callable[..., ProcessBackend]) -> ProcessBackend
     return make_backend()
 
 
-@pytest.fixture(params=["namespaces", "none"])
+@pytest.fixture(params=["namespaces", "bwrap", "none"])
 async def any_backend(
     request: pytest.FixtureRequest, make_backend: Callable[..., ProcessBackend]
 ) -> ProcessBackend:
-    """The backend in each isolation mode (``namespaces`` needs root)."""
+    """The backend in each isolation mode (``namespaces`` needs root; ``bwrap`` bubblewrap)."""
     if request.param == "namespaces" and os.geteuid() != 0:
         return make_backend(isolation="none")
     return make_backend(isolation=request.param)

@@ -92,7 +92,7 @@ def share_dir(pod: dict[str, Any], backend: ProcessBackend, host_dir: Any) -> st
     ``tmp_path`` lives), so the directory is mounted at ``/shared`` as a ``hostPath`` volume;
     without isolation containers see the host paths as they are.
     """
-    if backend.isolation != "namespaces":
+    if backend.isolation == "none":
         return str(host_dir)
     spec = pod["spec"]
     spec.setdefault("volumes", []).append({"name": "shared", "hostPath": {"path": str(host_dir)}})

@@ -51,8 +51,9 @@ class ProcessBackend:
     """Runs each pod's containers as local processes (see the module docs and
     ``docs/process-backend.md``).
 
-    * ``isolation``: ``"auto"`` (namespaces when root, else none), ``"namespaces"`` or
-      ``"none"``;
+    * ``isolation``: ``"auto"`` (namespaces when root, else bubblewrap when it works, else
+      none), ``"namespaces"``, ``"bwrap"`` or ``"none"``; ``bwrap``: the bubblewrap
+      executable;
     * ``images``: image → host command mapping for containers without ``command``;
     * ``backoff_base``/``backoff_cap``: crash-loop back-off (kubelet: 10 s → 5 min);
     * ``probe_time_scale``: multiplies probe durations (tests use fractions of a second);
@@ -85,8 +86,9 @@ class ProcessBackend:
         cgroups: str = "auto",
         cgroup_parent: str | None = None,
         pids_limit: int | None = None,
+        bwrap: str = "bwrap",
     ) -> None:
-        mode, warning = sandbox.detect_isolation(isolation)
+        mode, warning = sandbox.detect_isolation(isolation, bwrap)
         if warning:
             log.warning("process backend: %s", warning)
         driver, why = _detect_cgroups(cgroups, cgroup_parent)
@@ -117,6 +119,7 @@ class ProcessBackend:
             expand_vars=expand_vars,
             cgroups=driver,
             pids_limit=pids_limit,
+            bwrap=shutil.which(bwrap) or bwrap,
         )
         self._pods: dict[tuple[str, str], PodSupervisor] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -128,7 +131,7 @@ class ProcessBackend:
 
     @property
     def isolation(self) -> str:
-        """The isolation mode in use (``"namespaces"`` or ``"none"``)."""
+        """The isolation mode in use (``"namespaces"``, ``"bwrap"`` or ``"none"``)."""
         return self.settings.isolation
 
     @property
@@ -423,12 +426,15 @@ class ProcessBackend:
         if io.stdin is not None and not c.get("stdin"):
             raise InvalidInput("stdin is only supported for containers with stdin: true")
         path = os.path.join(cdir, f"{inst.n}.log")
+        # where the relay starts is fixed before any input reaches the container (its reply
+        # must not be written before the relay looks at the log)
+        offset = await anyio.to_thread.run_sync(lambda: os.path.getsize(path))
         async with anyio.create_task_group() as tg:
             if io.stdin is not None:
                 tg.start_soon(_feed_fifo, os.path.join(cdir, "stdin"), io.stdin)
             if io.resize is not None and c.get("tty"):
                 tg.start_soon(_feed_resizes, os.path.join(cdir, "control"), io.resize)
-            tg.start_soon(_relay_output, path, inst, io)
+            tg.start_soon(_relay_output, path, inst, io, offset)
             await inst.exited.wait()
             with anyio.move_on_after(1.0):
                 await anyio.sleep(0.2)
@@ -525,9 +531,8 @@ async def _feed_resizes(path: str, sizes: Any) -> None:
         os.close(fd)
 
 
-async def _relay_output(path: str, inst: Instance, io: ExecIO) -> None:
-    """Send new log records of the instance to ``io.stdout``/``io.stderr`` as they appear."""
-    offset = await anyio.to_thread.run_sync(lambda: os.path.getsize(path))
+async def _relay_output(path: str, inst: Instance, io: ExecIO, offset: int) -> None:
+    """Send log records of the instance from ``offset`` on to ``io.stdout``/``io.stderr``."""
     inode = os.stat(path).st_ino
     pending = b""
     while True:

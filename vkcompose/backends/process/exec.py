@@ -47,12 +47,22 @@ def exec_argv(
     uid: int | None,
     gid: int | None,
     tty: bool = False,
+    workdir: str = "/",
 ) -> list[str]:
-    """The host argv that runs ``command`` in the container of ``target_pid``."""
+    """The host argv that runs ``command`` in the container of ``target_pid``.
+
+    With ``bwrap`` isolation ``target_pid`` is the sandbox's PID 1; its namespaces (and the
+    user namespace when vkcompose is not root) are entered and ``workdir`` set explicitly.
+    """
     inner = [*(["setsid", "--ctty"] if tty else []), *command]
-    if isolation != "namespaces":
+    if isolation not in ("namespaces", "bwrap"):
         return inner
     argv = ["nsenter", "--target", str(target_pid), "--mount", "--uts", "--pid", "--root", "--wd"]
+    if isolation == "bwrap":  # nsenter resolves --wd=DIR on the host: change directory inside
+        argv.append("--ipc")
+        if os.geteuid() != 0:
+            argv += ["--user", "--preserve-credentials"]
+        inner = ["env", f"--chdir={workdir}", *inner]
     if gid is not None:
         argv += ["--setgid", str(gid)]
     if uid is not None:

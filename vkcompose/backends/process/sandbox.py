@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,7 +37,7 @@ CONFIG_ERROR = "CreateContainerConfigError"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """Set when the container's env has no ``PATH`` (as an image config would)."""
 
-ISOLATION_MODES = ("auto", "namespaces", "none")
+ISOLATION_MODES = ("auto", "namespaces", "bwrap", "none")
 
 
 @attrs.frozen
@@ -171,17 +173,52 @@ def can_use_namespaces() -> bool:
         return False
 
 
-def detect_isolation(requested: str = "auto") -> tuple[str, str]:
-    """``(mode, warning)``: the isolation to use and, when degraded, why."""
+def bwrap_problem(bwrap: str = "bwrap") -> str:
+    """Why bubblewrap cannot build a container view here (``""`` when it can).
+
+    A real probe: runs ``bwrap`` with the namespaces the backend uses (and a user namespace
+    when not root) around ``true``.
+    """
+    path = shutil.which(bwrap)
+    if path is None:
+        return f"{bwrap} not found (Debian package bubblewrap)"
+    argv = [path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv += ["--unshare-pid", "--unshare-uts", "--unshare-ipc"]
+    if os.geteuid() != 0:
+        argv.append("--unshare-user")
+    argv += ["--", "true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"bwrap failed: {e}"
+    if done.returncode != 0:
+        return "bwrap failed: " + done.stderr.decode(errors="replace").strip()[:200]
+    return ""
+
+
+def detect_isolation(requested: str = "auto", bwrap: str = "bwrap") -> tuple[str, str]:
+    """``(mode, warning)``: the isolation to use and, when degraded, why.
+
+    ``auto``: ``namespaces`` when root, else ``bwrap`` when bubblewrap works, else ``none``.
+    """
     if requested not in ISOLATION_MODES:
         raise ValueError(f"isolation must be one of {ISOLATION_MODES}")
     if requested == "none":
         return "none", ""
+    if requested == "bwrap":
+        problem = bwrap_problem(bwrap)
+        if problem:
+            raise RuntimeError(f"bwrap isolation unavailable: {problem}")
+        return "bwrap", ""
     if can_use_namespaces():
         return "namespaces", ""
     why = "not running as root" if os.geteuid() != 0 else "no mount namespace or overlayfs"
     if requested == "namespaces":
         raise RuntimeError(f"namespace isolation unavailable: {why}")
+    problem = bwrap_problem(bwrap)
+    if not problem:
+        return "bwrap", ""
+    why = f"{why}; {problem}"
     return "none", (
         f"no isolation ({why}): containers see the host filesystem, volumes are not mounted "
         "at their mountPath, /tmp and the hostname are shared with the host"
@@ -210,6 +247,7 @@ __all__ = [
     "CONFIG_ERROR",
     "DEFAULT_PATH",
     "Mount",
+    "bwrap_problem",
     "can_use_namespaces",
     "check_within",
     "container_env",

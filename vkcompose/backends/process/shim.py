@@ -284,6 +284,66 @@ def setup_view(spec: dict[str, Any]) -> str:
     return str(merged)
 
 
+# --- bubblewrap ---------------------------------------------------------------------------------
+
+BWRAP_SKIP = ("/proc", "/dev", "/tmp")
+
+
+def _bwrap_entries(directory: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """``--ro-bind``/``--symlink`` arguments that show ``directory``'s entries read-only."""
+    args: list[str] = []
+    for entry in sorted(os.listdir(directory)):
+        path = os.path.join(directory, entry)
+        if path in skip:
+            continue
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path) or os.path.isfile(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def bwrap_argv(spec: dict[str, Any], info_fd: int) -> list[str]:
+    """The ``bwrap`` command line that builds the container's view and runs its argv.
+
+    The sandbox root is a tmpfs showing the host's top-level entries read-only (the host is
+    never written), a fresh ``/dev`` and ``/proc``, the pod's private ``/tmp`` and the volumes
+    at their mount paths. A mount path missing on the host is created in a tmpfs that shadows
+    its nearest existing ancestor (whose entries are bound back read-only).
+    """
+    view = spec["view"]
+    argv = [spec.get("bwrap") or "bwrap", "--unshare-pid", "--unshare-uts", "--unshare-ipc"]
+    if os.geteuid() != 0:
+        argv.append("--unshare-user")
+    argv += ["--hostname", spec.get("hostname") or "localhost", "--info-fd", str(info_fd)]
+    argv += _bwrap_entries("/", BWRAP_SKIP)
+    argv += ["--dev", "/dev", "--proc", "/proc", "--bind", view["tmp"], "/tmp"]
+    shadowed: set[str] = set()
+    binds: list[str] = []
+    for m in spec.get("mounts", []):
+        target = resolve_in_root("/", m["target"])
+        if target != "/tmp" and not target.startswith("/tmp/") and not os.path.lexists(target):
+            ancestor = os.path.dirname(target)
+            while not os.path.exists(ancestor):
+                ancestor = os.path.dirname(ancestor)
+            if ancestor != "/" and ancestor not in shadowed:
+                shadowed.add(ancestor)
+                argv += ["--tmpfs", ancestor, *_bwrap_entries(ancestor)]
+        binds += ["--ro-bind" if m.get("readOnly") else "--bind", m["source"], target]
+    argv += binds
+    argv += ["--chdir", spec.get("cwd") or "/", "--"]
+    if spec.get("uid") is not None or spec.get("gid") is not None:
+        argv += ["setpriv"]
+        if spec.get("uid") is not None:
+            argv += ["--reuid", str(spec["uid"])]
+        if spec.get("gid") is not None:
+            argv += ["--regid", str(spec["gid"])]
+            groups = [str(g) for g in spec.get("groups") or []]
+            argv += ["--groups", ",".join(groups)] if groups else ["--clear-groups"]
+        argv.append("--")
+    return [*argv, *spec["argv"]]
+
+
 # --- the main process -------------------------------------------------------------------------
 
 
@@ -293,6 +353,7 @@ def _exec_main(
     errw: int,
     tty: bool,
     cgroup_fds: list[int] | None = None,
+    keep: tuple[int, ...] = (),
 ) -> None:
     """In the forked child: join the cgroup, wire stdio, drop privileges, exec. Never returns."""
     try:
@@ -309,8 +370,13 @@ def _exec_main(
             fcntl.ioctl(stdio[0], TIOCSCTTY, 0)
         for i, fd in enumerate(stdio):
             os.dup2(fd, i)
-        os.closerange(3, errw)
-        os.closerange(errw + 1, 65536)
+        low = 3
+        for fd in sorted({errw, *keep}):
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, 65536)
+        for fd in keep:
+            os.set_inheritable(fd, True)
         for name, (soft, hard) in (spec.get("rlimits") or {}).items():
             with contextlib.suppress(ValueError, OSError, AttributeError):
                 resource.setrlimit(getattr(resource, "RLIMIT_" + name), (soft, hard))
@@ -417,6 +483,34 @@ def _kill_orphans() -> None:
                 os.waitpid(kid, 0)
 
 
+def _first_child(pid: int, seconds: float) -> int:
+    """The first child of ``pid`` (waiting up to ``seconds`` for it), 0 if none appeared."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            kids = _descendants_of(pid) if os.path.exists(f"/proc/{pid}") else []
+        if kids:
+            return min(kids)
+        if time.monotonic() > deadline or not os.path.exists(f"/proc/{pid}"):
+            return 0
+        time.sleep(0.002)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def _oom_kills(cgroup: dict[str, Any]) -> int:
     """``oom_kill`` of the cgroup's ``memory.events`` (v2) / ``memory.oom_control`` (v1)."""
     if not cgroup.get("oom"):
@@ -448,6 +542,7 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
     log = CriLogWriter(spec["log"]["path"], spec["log"]["maxBytes"], spec["log"]["maxFiles"])
     tty = bool(spec.get("tty"))
     isolated = spec.get("isolation") == "namespaces"
+    bwrap = spec.get("isolation") == "bwrap"
     pending: list[int] = []
 
     def on_signal(sig: int, _frame: object) -> None:
@@ -545,6 +640,14 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
                     with contextlib.suppress(OSError):
                         os.write(errw, f"container init failed: {e}".encode())
                 os._exit(127)
+        elif bwrap:
+            info_r, info_w = os.pipe()
+            outer = {**spec, "cwd": "/", "uid": None, "gid": None, "groups": []}
+            outer["argv"] = bwrap_argv(spec, info_w)
+            target = os.fork()
+            if target == 0:
+                _exec_main(outer, child_stdio, errw, tty, cgroup_fds, keep=(info_w,))
+            os.close(info_w)
         else:
             target = os.fork()
             if target == 0:
@@ -567,6 +670,19 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
             chunks.append(chunk)
         start_error = b"".join(chunks).decode(errors="replace")
     os.close(errr)
+    sandbox_pid = main_pid = 0
+    if bwrap and target > 0:
+        info = _read_all(info_r)
+        os.close(info_r)
+        try:
+            sandbox_pid = int(json.loads(info)["child-pid"]) if info else 0
+        except (ValueError, KeyError, TypeError):
+            sandbox_pid = 0
+        if not start_error and not sandbox_pid:
+            start_error = "failed to set up the container's view (bwrap); see the container log"
+        # bwrap reports its PID 1 before it has finished the view: the command it forks is
+        # what exec sessions enter (its root and working directory are the container's)
+        main_pid = _first_child(sandbox_pid, 5.0) if sandbox_pid else 0
     started_at = _now()
     if not start_error:
         with open("/proc/self/stat", "rb") as f:
@@ -574,7 +690,7 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
         _write_json(
             spec["startedPath"],
             {
-                "pid": target,
+                "pid": main_pid or sandbox_pid or target,
                 "startedAt": started_at,
                 "shimPid": os.getpid(),
                 "shimStartTicks": ticks,
@@ -646,8 +762,10 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
         while pending:
             forward = pending.pop(0)
             if target > 0 and wait_status is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(target, forward)
+                # bwrap does not forward signals: send them to what its PID 1 runs
+                for pid in _descendants_of(sandbox_pid) if sandbox_pid else [target]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, forward)
     log.close()
     if start_error:
         record: dict[str, Any] = {
@@ -666,6 +784,8 @@ def run(spec: dict[str, Any], notify_fd: int) -> int:
         else:
             signum, code = 0, os.WEXITSTATUS(st)
             reason = "Completed" if code == 0 else "Error"
+            if bwrap and code > 128:  # bwrap exits 128 + signal for a signalled command
+                signum = code - 128
         if cgroup and _oom_kills(cgroup) > oom_before:
             reason = "OOMKilled"
         record = {

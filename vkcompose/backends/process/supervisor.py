@@ -56,6 +56,8 @@ class Settings:
     start_timeout: float = 30.0
     warning: str = ""
     expand_vars: bool = True
+    bwrap: str = "bwrap"
+    """The bubblewrap executable (``isolation == "bwrap"``)."""
     cgroups: cgroups.CgroupDriver | None = None
     """Where containers get their resource limits; ``None``: ``RLIMIT_AS`` from the memory
     limit only."""
@@ -578,11 +580,12 @@ class PodSupervisor:
         spec: dict[str, Any] = {
             "argv": argv,
             "env": env,
-            "cwd": c.get("workingDir") or ("/" if s.isolation == "namespaces" else None),
+            "cwd": c.get("workingDir") or ("/" if s.isolation != "none" else None),
             "uid": uid,
             "gid": gid,
             "groups": sandbox.supplemental_groups(self.pod) if gid is not None else [],
             "isolation": s.isolation,
+            "bwrap": s.bwrap,
             "hostname": self.rec.key[1],
             "view": {
                 "merged": os.path.join(view, "merged"),
@@ -842,10 +845,16 @@ class PodSupervisor:
         elif uid is not None and gid is None:
             gid = uid
         argv = execs.exec_argv(
-            self.settings.isolation, inst.target_pid, command, uid=uid, gid=gid, tty=tty
+            self.settings.isolation,
+            inst.target_pid,
+            command,
+            uid=uid,
+            gid=gid,
+            tty=tty,
+            workdir=str(c.get("workingDir") or "/"),
         )
         cwd = None
-        if self.settings.isolation != "namespaces":
+        if self.settings.isolation == "none":
             cwd = c.get("workingDir") or os.path.join(self.rec.dir, "tmp")
         return argv, env, cwd
 
