@@ -30,19 +30,21 @@ class Kubectl:
         self.home = home
         self.env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(server.kubeconfig_path)}
 
-    async def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    async def run(self, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
         assert KUBECTL is not None
         proc = await asyncio.create_subprocess_exec(
             KUBECTL,
             "--cache-dir",
             str(self.home / "cache"),
             *args,
-            env=env or self.env,
+            env=self.env,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            data = stdin.encode() if stdin is not None else None
+            out, err = await asyncio.wait_for(proc.communicate(data), 60)
         finally:
             if proc.returncode is None:
                 proc.kill()
@@ -50,8 +52,8 @@ class Kubectl:
         assert proc.returncode is not None
         return proc.returncode, out.decode(), err.decode()
 
-    async def __call__(self, *args: str) -> str:
-        code, out, err = await self.run(*args)
+    async def __call__(self, *args: str, stdin: str | None = None) -> str:
+        code, out, err = await self.run(*args, stdin=stdin)
         assert code == 0, f"kubectl {' '.join(args)}: {err}"
         return out
 
@@ -178,3 +180,43 @@ async def test_create_service_and_quota(kubectl: Kubectl) -> None:
     await kubectl("create", "quota", "small", "--hard=pods=2,cpu=1500m,memory=1Gi")
     quota = await kubectl.json("get", "resourcequota", "small")
     assert quota["spec"]["hard"] == {"pods": "2", "cpu": "1500m", "memory": "1Gi"}
+
+
+NODE = {
+    "apiVersion": "v1",
+    "kind": "Node",
+    "metadata": {"name": "node-1"},
+    "status": {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ]
+    },
+}
+POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "web"},
+    "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "nginx"}]},
+}
+
+
+async def test_drain_evicts_with_the_requested_grace(kubectl: Kubectl) -> None:
+    await kubectl("create", "-f", "-", stdin=json.dumps(NODE))
+    await kubectl("create", "-f", "-", stdin=json.dumps(POD))
+    # the Eviction (policy/v1, protobuf) carries DeleteOptions; no kubelet confirms the
+    # deletion here, so drain times out waiting while the pod stays terminating
+    code, out, _err = await kubectl.run(
+        "drain", "node-1", "--force", "--grace-period=7", "--timeout=2s"
+    )
+    assert code != 0 and "evicting pod default/web" in out, out
+    pod = await kubectl.json("get", "pod", "web")
+    assert pod["metadata"]["deletionTimestamp"]
+    assert pod["metadata"]["deletionGracePeriodSeconds"] == 7
+    node = await kubectl.json("get", "node", "node-1")
+    assert node["spec"]["unschedulable"] is True
