@@ -19,7 +19,6 @@ from vkcompose.recipes._stack import standard_middlewares
 def recipe(settings: RecipeSettings) -> VirtualNode:
     """Pods as local processes, with env, config sources and volumes resolved first."""
     state_dir = settings.state_dir
-    (state_dir / "pods").mkdir(parents=True, exist_ok=True, mode=0o700)
     cpus = str(os.cpu_count() or 1)
     return VirtualNode(
         name=settings.node_name or "vk-process",

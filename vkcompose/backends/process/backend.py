@@ -553,7 +553,16 @@ async def _relay_output(path: str, inst: Instance, io: ExecIO, offset: int) -> N
 
 
 def _writable(root: str) -> bool:
-    return os.access(root if os.path.isdir(root) else os.path.dirname(root), os.W_OK)
+    """Whether ``root`` is (or, when missing, can be created as) a writable directory."""
+    path = os.path.abspath(root)
+    while not os.path.isdir(path):
+        if os.path.exists(path):
+            return False  # a file where a directory must be
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.access(path, os.W_OK)
 
 
 def _remove_dirs(dirs: Sequence[str], driver: cgroups.CgroupDriver | None = None) -> None:
