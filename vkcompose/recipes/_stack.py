@@ -20,26 +20,39 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vkcompose.middlewares.config_sources import ResolveConfigSources
+from vkcompose.middlewares.config_sources import ResolveConfigSources, SourceReader
 from vkcompose.middlewares.downward_api import DownwardAPI
 from vkcompose.middlewares.metrics import Metrics
 from vkcompose.middlewares.redaction import LogOps, Redaction, SecretRegistry
 from vkcompose.middlewares.retry import Retry
-from vkcompose.middlewares.service_links import ServiceLinks
+from vkcompose.middlewares.service_links import ServiceLinks, ServiceReader
 from vkcompose.middlewares.timeout import Timeout
 from vkcompose.middlewares.tracing import Tracing
 from vkcompose.middlewares.volumes.middleware import Volumes
+from vkcompose.middlewares.volumes.tokens import TokenSource
 from vkcompose.node.cluster import ClusterServices, ClusterTokens
 from vkcompose.node.events import LateEventSink
 from vkcompose.node.sources import ClusterSources
 from vkcompose.pipeline import Middleware
 
 
-def standard_middlewares(*, volumes_root: Path | None = None) -> list[Middleware]:
-    """The default stack; with ``volumes_root``, pod volumes are materialized there."""
+def standard_middlewares(
+    *,
+    volumes_root: Path | None = None,
+    sources: SourceReader | None = None,
+    services: ServiceReader | None = None,
+    tokens: TokenSource | None = None,
+) -> list[Middleware]:
+    """The default stack; with ``volumes_root``, pod volumes are materialized there.
+
+    ``sources``, ``services`` and ``tokens`` default to the cluster-bound helpers the runtime
+    feeds; benchmarks and tests pass static ones.
+    """
     secrets = SecretRegistry()
     redaction = Redaction(secrets)
-    sources = ClusterSources()
+    sources = sources if sources is not None else ClusterSources()
+    services = services if services is not None else ClusterServices()
+    tokens = tokens if tokens is not None else ClusterTokens()
     events = LateEventSink()
     stack: list[Middleware] = [
         redaction,
@@ -49,12 +62,10 @@ def standard_middlewares(*, volumes_root: Path | None = None) -> list[Middleware
         Retry(deadline=60.0),
         Timeout(30.0, per_kind={"pod.delete": 120.0}),
         DownwardAPI(),
-        ServiceLinks(ClusterServices()),
+        ServiceLinks(services),
         ResolveConfigSources(sources, events),
     ]
     if volumes_root is not None:
-        stack.append(
-            Volumes(volumes_root, sources, tokens=ClusterTokens(), events=events, secrets=secrets)
-        )
+        stack.append(Volumes(volumes_root, sources, tokens=tokens, events=events, secrets=secrets))
     stack.append(redaction.learner())
     return stack
