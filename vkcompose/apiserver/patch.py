@@ -7,8 +7,12 @@
   ``k8s.io/apimachinery/pkg/util/strategicpatch/patch.go`` with the ``patchStrategy`` /
   ``patchMergeKey`` tags of the ``k8s.io/api`` v1 types, listed in :data:`MERGE_KEYS`.
 
-Inputs are never mutated; every function returns a new value that shares no mutable
-structure with its arguments, so callers may modify the result freely.
+Inputs are never mutated. The ``apply_*`` functions return a new value that shares no
+mutable structure with their arguments, so callers may modify the result freely;
+:func:`merge_patch_shared` and :func:`strategic_merge_patch_shared` skip those copies for
+callers that never modify a document in place (the API server's stored objects): their result
+shares every member the patch leaves alone with the target, and takes values from the patch
+as they are.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ __all__ = [
     "apply_json_patch",
     "apply_merge_patch",
     "apply_strategic_merge_patch",
+    "merge_patch_shared",
     "merge_schema",
+    "strategic_merge_patch_shared",
 ]
 
 
@@ -74,8 +80,15 @@ def _json_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _same(v: Any) -> Any:
+    return v
+
+
 def _hk(v: Any) -> Any:
-    # A hashable identity for a JSON value that keeps true, 1 and "1" apart.
+    # A hashable identity for a JSON value that keeps true, 1 and "1" apart (strings stand for
+    # themselves: every other identity is a tuple).
+    if type(v) is str:
+        return v
     if isinstance(v, bool):
         return ("b", v)
     if isinstance(v, int | float):
@@ -100,19 +113,31 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     """
     if not isinstance(patch, dict):
         return _copy(patch)
-    return _merge_into(_own(target) if isinstance(target, dict) else {}, patch)
+    return _merge_into(_own(target) if isinstance(target, dict) else {}, patch, _copy)
 
 
-def _merge_into(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    # RFC 7386 MergePatch on a document this module owns (mutated in place).
+def merge_patch_shared(target: Any, patch: Any) -> Any:
+    """:func:`apply_merge_patch` without copies: the result shares the members the patch does
+    not touch with ``target`` and values with ``patch`` (neither is changed). Only for callers
+    that never modify the result below its top level."""
+    if not isinstance(patch, dict):
+        return patch
+    return _merge_into(target if isinstance(target, dict) else {}, patch, _same)
+
+
+def _merge_into(doc: dict[str, Any], patch: dict[str, Any], cv: Callable[[Any], Any]
+                ) -> dict[str, Any]:  # fmt: skip
+    # RFC 7386 MergePatch; returns a new object (``doc`` is not changed), values from the patch
+    # pass through ``cv``.
+    doc = dict(doc)
     for k, v in patch.items():
         if v is None:
             doc.pop(k, None)
         elif isinstance(v, dict):
             cur = doc.get(k)
-            doc[k] = _merge_into(cur if isinstance(cur, dict) else {}, v)
+            doc[k] = _merge_into(cur if isinstance(cur, dict) else {}, v, cv)
         else:
-            doc[k] = _copy(v)
+            doc[k] = cv(v)
     return doc
 
 
@@ -362,77 +387,97 @@ def _struct(node: Node | None) -> Mapping[str, Node]:
     return node if isinstance(node, Mapping) else {}
 
 
-def _merge_map(original: dict[str, Any], patch: Mapping[str, Any], schema: Mapping[str, Node],
-               path: str) -> dict[str, Any]:  # fmt: skip
-    # ``original`` is owned by this module (a private copy) and is updated in place; values
-    # taken from ``patch`` are copied so the result never aliases the caller's patch.
+def _merge_map(original: Mapping[str, Any], patch: Mapping[str, Any], schema: Mapping[str, Node],
+               path: str, cv: Callable[[Any], Any]) -> dict[str, Any]:  # fmt: skip
+    # Returns a new object: ``original`` is not changed (members the patch leaves alone are
+    # shared with it); values taken from ``patch`` pass through ``cv`` (a copy, or as they are
+    # for callers that own the patch).
     directive = patch.get(_DIRECTIVE)
     if directive is not None:
         if directive == "replace":
             rest = {k: v for k, v in patch.items() if k != _DIRECTIVE}
-            return _merge_map({}, rest, schema, path)
+            return _merge_map({}, rest, schema, path, cv)
         if directive == "delete":
             return {}
         if directive != "merge":
             raise PatchError(f"unknown patch type: {directive} in map at {path or '/'}")
 
-    result = original
-
-    retain = patch.get(_RETAIN_KEYS)
-    if retain is not None:
-        if not isinstance(retain, list) or not all(isinstance(x, str) for x in retain):
-            raise PatchError(f"invalid patch: $retainKeys at {path or '/'} must be a list")
-        keep = set(retain)
-        for k, v in patch.items():
-            if v is not None and not k.startswith("$") and k not in keep:
-                raise PatchError(
-                    f"invalid patch: {k!r} at {path or '/'} is not listed in $retainKeys"
-                )
-        for k in [k for k in result if k not in keep]:
-            del result[k]
-
-    orders: dict[str, list[Any]] = {}
-    for k, v in patch.items():
-        if k.startswith(_SET_ORDER):
-            if not isinstance(v, list):
-                raise PatchError(f"invalid patch: {k} at {path or '/'} must be a list")
-            orders[k[len(_SET_ORDER) :]] = v
-        elif k.startswith(_DELETE_PRIMITIVE):
-            field = k[len(_DELETE_PRIMITIVE) :]
-            if not isinstance(v, list):
-                raise PatchError(f"invalid patch: {k} at {path or '/'} must be a list")
-            current = result.get(field)
-            if isinstance(current, list):
-                gone = {_hk(x) for x in v}
-                result[field] = [x for x in current if _hk(x) not in gone]
-
-    touched: set[str] = set()
-    for k, pv in patch.items():
+    result = dict(original)
+    special = False
+    for k in patch:
         if k.startswith("$"):
+            special = True
+            break
+    orders: dict[str, list[Any]] = {}
+    if special:
+        retain = patch.get(_RETAIN_KEYS)
+        if retain is not None:
+            if not isinstance(retain, list) or not all(isinstance(x, str) for x in retain):
+                raise PatchError(f"invalid patch: $retainKeys at {path or '/'} must be a list")
+            keep = set(retain)
+            for k, v in patch.items():
+                if v is not None and not k.startswith("$") and k not in keep:
+                    raise PatchError(
+                        f"invalid patch: {k!r} at {path or '/'} is not listed in $retainKeys"
+                    )
+            for k in [k for k in result if k not in keep]:
+                del result[k]
+
+        for k, v in patch.items():
+            if k.startswith(_SET_ORDER):
+                if not isinstance(v, list):
+                    raise PatchError(f"invalid patch: {k} at {path or '/'} must be a list")
+                orders[k[len(_SET_ORDER) :]] = v
+            elif k.startswith(_DELETE_PRIMITIVE):
+                field = k[len(_DELETE_PRIMITIVE) :]
+                if not isinstance(v, list):
+                    raise PatchError(f"invalid patch: {k} at {path or '/'} must be a list")
+                current = result.get(field)
+                if isinstance(current, list):
+                    gone = {_hk(x) for x in v}
+                    result[field] = [x for x in current if _hk(x) not in gone]
+
+    for k, pv in patch.items():
+        if special and k.startswith("$"):
             continue
-        touched.add(k)
         if pv is None:
             result.pop(k, None)
-            continue
-        sub = schema.get(k)
-        ov = result.get(k)
-        here = f"{path}.{k}" if path else k
-        if isinstance(pv, dict):
-            result[k] = _merge_map(ov if isinstance(ov, dict) else {}, pv, _struct(sub), here)
-        elif isinstance(pv, list) and isinstance(sub, MergeList):
-            result[k] = _merge_list(
-                ov if isinstance(ov, list) else [], pv, sub, orders.get(k), here
+        elif isinstance(pv, dict):
+            ov = result.get(k)
+            result[k] = _merge_map(
+                ov if isinstance(ov, dict) else {},
+                pv,
+                _struct(schema.get(k)),
+                f"{path}.{k}" if path else k,
+                cv,
             )
+        elif isinstance(pv, list):
+            sub = schema.get(k)
+            if isinstance(sub, MergeList):
+                ov = result.get(k)
+                result[k] = _merge_list(
+                    ov if isinstance(ov, list) else [],
+                    pv,
+                    sub,
+                    orders.get(k),
+                    f"{path}.{k}" if path else k,
+                    cv,
+                )
+            else:
+                result[k] = cv(pv)
         else:
-            result[k] = _copy(pv)
+            result[k] = pv
 
     for k, order in orders.items():
         sub = schema.get(k)
-        if k in touched or not isinstance(sub, MergeList) or not isinstance(result.get(k), list):
+        if (
+            (k in patch and not k.startswith("$"))
+            or not isinstance(sub, MergeList)
+            or not isinstance(result.get(k), list)
+        ):
             continue
-        touched.add(k)
         here = f"{path}.{k}" if path else k
-        result[k] = _merge_list(result[k], [], sub, order, here)
+        result[k] = _merge_list(result[k], [], sub, order, here, cv)
 
     return result
 
@@ -448,7 +493,9 @@ def _merge_key_of(item: Any, key: str, path: str) -> Any:
 
 
 def _merge_list(original: list[Any], patch: list[Any], spec: MergeList,
-                order: list[Any] | None, path: str) -> list[Any]:  # fmt: skip
+                order: list[Any] | None, path: str, cv: Callable[[Any], Any]
+                ) -> list[Any]:  # fmt: skip
+    # Returns a new list; ``original`` and its elements are not changed.
     key = spec.key
     ident: Callable[[Any], Any]
     if key is None:
@@ -491,20 +538,30 @@ def _merge_list(original: list[Any], patch: list[Any], spec: MergeList,
             else:
                 raise PatchError(f"unknown patch type: {directive} in list at {path}")
         if replace:
-            return [_merge_map({}, el, spec.item, path) for el in plain]
+            return [_merge_map({}, el, spec.item, path, cv) for el in plain]
         merged = list(server)
         positions: dict[Any, int] = {}
         for i, x in enumerate(merged):
             if isinstance(x, dict) and mk in x:
                 positions.setdefault(_hk(x[mk]), i)
+        # Common case (a kubelet's conditions): every server element has a distinct key and the
+        # patch names existing elements in their server order; the order is then unchanged.
+        in_order = order is None and len(positions) == len(merged)
+        last = -1
         for el in plain:
             h = _hk(el[mk])
-            if h in positions:
-                i = positions[h]
-                merged[i] = _merge_map(merged[i], el, spec.item, path)
+            i = positions.get(h, -1)
+            if i >= 0:
+                if i <= last:
+                    in_order = False
+                last = i
+                merged[i] = _merge_map(merged[i], el, spec.item, path, cv)
             else:
+                in_order = False
                 positions[h] = len(merged)
-                merged.append(_merge_map({}, el, spec.item, path))
+                merged.append(_merge_map({}, el, spec.item, path, cv))
+        if in_order:
+            return merged
         patch = plain
 
         def ident(x: Any) -> Any:
@@ -571,4 +628,17 @@ def apply_strategic_merge_patch(
         raise PatchError("a strategic merge patch must be a JSON object")
     if not isinstance(target, Mapping):
         raise PatchError("the patch target must be a JSON object")
-    return _merge_map(_own(target), patch, merge_schema(kind), "")
+    return _merge_map(_own(target), patch, merge_schema(kind), "", _copy)
+
+
+def strategic_merge_patch_shared(
+    target: Mapping[str, Any], patch: Mapping[str, Any], kind: str
+) -> dict[str, Any]:
+    """:func:`apply_strategic_merge_patch` without copies: the result shares the members the
+    patch does not touch with ``target`` and values with ``patch`` (neither is changed). Only
+    for callers that never modify the result below its top level."""
+    if not isinstance(patch, Mapping):
+        raise PatchError("a strategic merge patch must be a JSON object")
+    if not isinstance(target, Mapping):
+        raise PatchError("the patch target must be a JSON object")
+    return _merge_map(target, patch, merge_schema(kind), "", _same)

@@ -360,24 +360,29 @@ class Registry:
         except orjson.JSONDecodeError as exc:
             raise errors.bad_request(f"error decoding patch: {exc}") from None
         cur = self._require(rt, namespace, name)
-        target = _copy(cur)
+        # The merge patches leave the stored object alone and share what they do not change
+        # with it (no copy of the whole object); the top level and metadata, which the checks
+        # below and the store write to, are made private.
         try:
             if kind == "merge":
                 if not isinstance(doc, dict):
                     raise errors.bad_request("a JSON merge patch must be a JSON object")
-                result = patching.apply_merge_patch(target, doc)
+                result = patching.merge_patch_shared(cur.obj, doc)
             elif kind == "strategic":
                 if not isinstance(doc, dict):
                     raise errors.bad_request("a strategic merge patch must be a JSON object")
-                result = patching.apply_strategic_merge_patch(target, doc, rt.kind)
+                result = patching.strategic_merge_patch_shared(cur.obj, doc, rt.kind)
             else:
                 if not isinstance(doc, list):
                     raise errors.bad_request("a JSON patch must be a JSON array of operations")
-                result = patching.apply_json_patch(target, doc)
+                result = patching.apply_json_patch(cur.obj, doc)
         except patching.PatchError as exc:
             raise APIError(422, str(exc), reason="Invalid") from None
         if not isinstance(result, dict):
             raise APIError(422, "the patch did not produce an object", reason="Invalid")
+        shared = result.get("metadata")
+        if shared is cur.obj.get("metadata") and isinstance(shared, dict):
+            result["metadata"] = dict(shared)
         result = self.check_body(rt, result, namespace if rt.namespaced else None)
         meta = result["metadata"]
         if meta.get("name") != name:
