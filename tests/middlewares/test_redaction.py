@@ -261,6 +261,82 @@ def test_learn_secrets_registers_exactly_the_secret_sourced_values(
     assert len(registry) == len(secret_values)
 
 
+def _reference_learned(original: dict[str, Any], resolved: dict[str, Any]) -> list[str]:
+    """The documented rule, written plainly: the values learn_secrets must register."""
+    refs = secret_env_refs(original)
+    declared = {c["name"]: {e["name"] for e in c.get("env") or ()} for c in _all(original)}
+    out = []
+    for c in _all(resolved):
+        if c["name"] not in refs:
+            continue
+        names, prefixes = refs[c["name"]]
+        for e in c.get("env") or ():
+            new = e["name"] not in declared.get(c["name"], set())
+            if e.get("value") and (
+                e["name"] in names or (new and any(e["name"].startswith(p) for p in prefixes))
+            ):
+                out.append(e["value"])
+    return out
+
+
+def _all(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = pod["spec"]
+    return [c for key in ("initContainers", "containers") for c in spec.get(key) or ()]
+
+
+container_env = st.lists(
+    st.tuples(names, st.sampled_from(["secret", "plain", "config"]), secret_text), max_size=5
+)
+
+
+@given(
+    containers=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            container_env,
+            st.lists(st.sampled_from(["", "A", "B_", "CF"]), max_size=2),
+            st.lists(st.tuples(names, secret_text), max_size=4),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    init=st.booleans(),
+)
+def test_learn_secrets_matches_the_rule_with_prefixes_and_several_containers(
+    containers: list[tuple[str, list[tuple[str, str, str]], list[str], list[tuple[str, str]]]],
+    init: bool,
+) -> None:
+    original_list, resolved_list = [], []
+    for name, env, prefixes, extra in containers:
+        refs = {
+            "secret": lambda n: {"secretKeyRef": {"name": "s", "key": n}},
+            "config": lambda n: {"configMapKeyRef": {"name": "m", "key": n}},
+        }
+        original_list.append(
+            {
+                "name": name,
+                "env": [
+                    {"name": n, "value": v}
+                    if kind == "plain"
+                    else {"name": n, "valueFrom": refs[kind](n)}
+                    for n, kind, v in env
+                ],
+                "envFrom": [{"secretRef": {"name": "s"}, "prefix": p} for p in prefixes],
+            }
+        )
+        resolved_list.append(
+            {"name": name, "env": [{"name": n, "value": v} for n, v in extra]
+             + [{"name": n, "value": v} for n, _, v in env]}
+        )  # fmt: skip
+    key = "initContainers" if init else "containers"
+    original = {"spec": {key: original_list[:1], "containers": original_list[1:]}}
+    resolved = {"spec": {key: resolved_list[:1], "containers": resolved_list[1:]}}
+    registry = SecretRegistry(with_base64=False)
+    expected = _reference_learned(original, resolved)
+    assert learn_secrets(original, resolved, registry) == len(expected)
+    assert all(v in registry for v in expected) and len(registry) == len(set(expected))
+
+
 def test_redact_pod_hides_declared_and_registered_values() -> None:
     pod = submitted_pod()
     pod["spec"]["containers"][0]["env"][1] = {"name": "PASSWORD", "value": SECRET}

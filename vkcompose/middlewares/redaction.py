@@ -191,27 +191,39 @@ def learn_secrets(original: Pod, resolved: Pod, registry: SecretRegistry) -> int
     refs = secret_env_refs(original)
     if not refs:
         return 0
-    declared = {
-        c.get("name", ""): {e.get("name") for e in c.get("env") or ()}
-        for c in _containers(original)
-    }
+    declared: dict[str, set[str]] | None = None
+    empty: frozenset[str] = frozenset()
     found = 0
+    add = registry.add
     for container in _containers(resolved):
-        name = container.get("name", "")
-        if name not in refs:
+        ref = refs.get(container.get("name", ""))
+        if ref is None:
             continue
-        names, prefixes = refs[name]
-        for entry in container.get("env") or ():
-            value = entry.get("value")
-            var = entry.get("name", "")
-            if not isinstance(value, str) or not value:
-                continue
-            from_env_from = var not in declared.get(name, set()) and any(
-                var.startswith(p) for p in prefixes
-            )
-            if var in names or from_env_from:
-                registry.add(value)
-                found += 1
+        env = container.get("env")
+        if not env:
+            continue
+        names, prefixes = ref
+        if prefixes:  # envFrom secretRef: new vars starting with one of its prefixes count too
+            if declared is None:
+                declared = {
+                    c.get("name", ""): {e.get("name") for e in c.get("env") or ()}
+                    for c in _containers(original)
+                }
+            known: set[str] | frozenset[str] = declared.get(container.get("name", ""), empty)
+            for entry in env:
+                var = entry.get("name", "")
+                if var in names or (var not in known and var.startswith(prefixes)):
+                    value = entry.get("value")
+                    if isinstance(value, str) and value:
+                        add(value)
+                        found += 1
+        elif names:
+            for entry in env:
+                if entry.get("name", "") in names:
+                    value = entry.get("value")
+                    if isinstance(value, str) and value:
+                        add(value)
+                        found += 1
     return found
 
 
