@@ -145,3 +145,38 @@ def test_text_without_operator_is_unchanged(text: str, mapping: dict[str, str]) 
 def test_known_reference_is_replaced(name: str, value: str) -> None:
     assert expand(f"<$({name})>", {name: value}) == f"<{value}>"
     assert expand(f"<$$({name})>", {name: value}) == f"<$({name})>"
+
+
+def _reference_expand(s: str, mapping: dict[str, str]) -> str:
+    """Kubernetes' scanner transcribed character by character (the oracle for ``expand``)."""
+    out, checkpoint, cursor, n = [], 0, 0, len(s)
+    while cursor < n:
+        if s[cursor] == "$" and cursor + 1 < n:
+            out.append(s[checkpoint:cursor])
+            nxt, advance = s[cursor + 1], 1
+            if nxt == "$":
+                out.append("$")
+            elif nxt == "(":
+                close = s.find(")", cursor + 2)
+                if close < 0:
+                    out.append("$(")
+                else:
+                    name = s[cursor + 2 : close]
+                    out.append(mapping.get(name, f"$({name})"))
+                    advance = close - cursor
+            else:
+                out.append("$" + nxt)
+            cursor += advance
+            checkpoint = cursor + 1
+        cursor += 1
+    out.append(s[checkpoint:])
+    return "".join(out)
+
+
+@given(
+    s=st.text(alphabet=st.sampled_from(list("$()AB_x\\é")), max_size=40),
+    mapping=st.dictionaries(st.sampled_from(["A", "B", "A_B", "", "x$"]), st.text(max_size=4)),
+)
+def test_expand_matches_the_character_scanner(s: str, mapping: dict[str, str]) -> None:
+    assert expand(s, mapping) == _reference_expand(s, mapping)
+    assert expand(s, mapping.get) == _reference_expand(s, mapping)

@@ -42,32 +42,26 @@ def expand(s: str, mapping: Mapping[str, str] | Callable[[str], str | None]) -> 
     lookup: Callable[[str], str | None]
     lookup = mapping.get if isinstance(mapping, Mapping) else mapping
     out: list[str] = []
-    checkpoint = 0
-    cursor = 0
-    n = len(s)
-    while cursor < n:
-        if s[cursor] == _OPERATOR and cursor + 1 < n:
-            out.append(s[checkpoint:cursor])
-            nxt = s[cursor + 1]
-            if nxt == _OPERATOR:
-                out.append(_OPERATOR)
-                advance = 1
-            elif nxt == _OPENER:
-                close = s.find(_CLOSER, cursor + 2)
-                if close < 0:
-                    out.append(_OPERATOR + _OPENER)
-                    advance = 1
-                else:
-                    name = s[cursor + 2 : close]
-                    value = lookup(name)
-                    out.append(value if value is not None else f"$({name})")
-                    advance = close - cursor
+    checkpoint = 0  # start of the text not copied to ``out`` yet
+    last = len(s) - 1  # a ``$`` in the last position is plain text
+    cursor = s.find(_OPERATOR)
+    while 0 <= cursor < last:
+        out.append(s[checkpoint:cursor])
+        nxt = s[cursor + 1]
+        if nxt == _OPENER:
+            close = s.find(_CLOSER, cursor + 2)
+            if close < 0:
+                out.append(_OPERATOR + _OPENER)
+                checkpoint = cursor + 2
             else:
-                out.append(_OPERATOR + nxt)
-                advance = 1
-            cursor += advance
-            checkpoint = cursor + 1
-        cursor += 1
+                name = s[cursor + 2 : close]
+                value = lookup(name)
+                out.append(value if value is not None else f"$({name})")
+                checkpoint = close + 1
+        else:  # ``$$`` is an escaped ``$``; ``$x`` stays as it is
+            out.append(_OPERATOR if nxt == _OPERATOR else _OPERATOR + nxt)
+            checkpoint = cursor + 2
+        cursor = s.find(_OPERATOR, checkpoint)
     out.append(s[checkpoint:])
     return "".join(out)
 
