@@ -63,11 +63,14 @@ def sources() -> StaticSources:
     password = base64.b64encode(b"hunter2").decode()
     return StaticSources(
         [
-            {"kind": "ConfigMap", "metadata": {"name": "app-config", "namespace": "default"},
+            {"kind": "ConfigMap", "metadata": {"name": "app-config", "namespace": "default",
+                                               "resourceVersion": "101"},
              "data": {"mode": "fast", "level": "debug", **settings}},
-            {"kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "namespace": "default"},
+            {"kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "namespace": "default",
+                                               "resourceVersion": "102"},
              "data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}},
-            {"kind": "Secret", "metadata": {"name": "app-secret", "namespace": "default"},
+            {"kind": "Secret", "metadata": {"name": "app-secret", "namespace": "default",
+                                            "resourceVersion": "103"},
              "data": {"password": password}},
         ]
     )  # fmt: skip

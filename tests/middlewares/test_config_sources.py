@@ -429,3 +429,60 @@ def test_spec_form_then_expansion_equals_direct_expansion(
     again = resolve_env(rewritten, rewritten["spec"]["containers"][0], StaticSources())
     assert again.as_dict() == direct.as_dict()
     assert again.args == direct.args
+
+
+@pytest.mark.anyio
+async def test_middleware_reuses_converted_sources_only_for_the_same_object_and_version() -> None:
+    created: list[dict[str, Any]] = []
+
+    class Backend:
+        async def create_pod(self, pod: dict[str, Any]) -> None:
+            created.append(pod)
+
+    def versioned(obj: dict[str, Any], rv: str) -> dict[str, Any]:
+        return {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}}
+
+    store = StaticSources(
+        [
+            versioned(configmap("cm", {"a": "1", "bad key": "x"}), "1"),
+            versioned(secret("s", {"pw": "one"}), "1"),
+        ]
+    )
+    events = RecordingEvents()
+    pipeline = compose(ResolveConfigSources(store, events), backend=Backend())
+    pod = pod_with(
+        {
+            "envFrom": [
+                {"configMapRef": {"name": "cm"}, "prefix": "P_"},
+                {"secretRef": {"name": "s"}},
+            ],
+            "env": [{"name": "S", "valueFrom": secret_ref("s", "pw")}],
+        }
+    )
+
+    def env() -> dict[str, str]:
+        return {e["name"]: e["value"] for e in created[-1]["spec"]["containers"][0]["env"]}
+
+    await pipeline(CreatePod(pod=pod))
+    await pipeline(CreatePod(pod=pod))
+    assert env() == {"P_a": "1", "pw": "one", "S": "one"}
+    assert len(events.events) == 2  # skipped keys are reported for every pod, cached or not
+    # A new object with the same resourceVersion (a test store, a relisted cache): not reused.
+    store.put(versioned(configmap("cm", {"a": "2"}), "1"))
+    store.put(versioned(secret("s", {"pw": "two"}), "1"))
+    await pipeline(CreatePod(pod=pod))
+    assert env() == {"P_a": "2", "pw": "two", "S": "two"}
+    assert len(events.events) == 2
+    # The same object changed in place under a new resourceVersion: not reused either.
+    obj = store.get_configmap(NS, "cm")
+    assert obj is not None
+    obj["data"] = {"a": "3"}
+    obj["metadata"] = {**obj["metadata"], "resourceVersion": "2"}
+    await pipeline(CreatePod(pod=pod))
+    assert env()["P_a"] == "3"
+    # Objects without a resourceVersion are converted for every pod.
+    store.put(configmap("cm", {"a": "4"}))
+    await pipeline(CreatePod(pod=pod))
+    store.get_configmap(NS, "cm")["data"]["a"] = "5"  # type: ignore[index]
+    await pipeline(CreatePod(pod=pod))
+    assert env()["P_a"] == "5"

@@ -156,14 +156,79 @@ def secret_values(secret: Mapping[str, Any], namespace: str, name: str) -> dict[
     return out
 
 
-class _Sources:
-    """Per-container lookups with the kubelet's caching and error messages."""
+class _Data:
+    """One source's values as strings, and its ``envFrom`` expansions per (prefix, strictness).
 
-    def __init__(self, reader: SourceReader, namespace: str) -> None:
+    Kept per pod, and across pods (see :class:`_SourceCache`) while the reader returns the very
+    same object with the same ``resourceVersion``.
+    """
+
+    __slots__ = ("expansions", "obj", "rv", "values")
+
+    def __init__(self, obj: JSON, rv: object, values: dict[str, str]) -> None:
+        self.obj = obj
+        self.rv = rv
+        self.values = values
+        self.expansions: dict[tuple[str, bool], tuple[dict[str, str], tuple[str, ...]]] = {}
+
+    def expansion(self, prefix: str, strict: bool) -> tuple[dict[str, str], tuple[str, ...]]:
+        """``envFrom`` variables with ``prefix`` and the (sorted) invalid names skipped."""
+        hit = self.expansions.get((prefix, strict))
+        if hit is not None:
+            return hit
+        valid: dict[str, str] = {}
+        invalid: list[str] = []
+        for key, value in self.values.items():
+            name = prefix + key
+            if strict and not is_env_var_name(name):
+                invalid.append(name)
+            else:
+                valid[name] = value
+        result = (valid, tuple(sorted(invalid)))
+        self.expansions[(prefix, strict)] = result
+        return result
+
+
+class _SourceCache:
+    """Converted ConfigMap/Secret data reused across pods.
+
+    An entry is reused only while the reader hands out the very same object carrying the same
+    (non-empty) ``metadata.resourceVersion``; objects without one are converted per pod.
+    """
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str, str], _Data] = {}
+
+    def get(self, kind: str, namespace: str, name: str, obj: JSON) -> _Data | None:
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if not rv:
+            return None
+        hit = self.entries.get((kind, namespace, name))
+        if hit is not None and hit.obj is obj and hit.rv == rv:
+            return hit
+        return None
+
+    def put(self, kind: str, namespace: str, name: str, data: _Data) -> None:
+        if not data.rv:
+            return
+        if len(self.entries) >= self.LIMIT:
+            self.entries.clear()
+        self.entries[(kind, namespace, name)] = data
+
+
+class _Sources:
+    """Per-pod lookups with the kubelet's caching and error messages."""
+
+    def __init__(
+        self, reader: SourceReader, namespace: str, cache: _SourceCache | None = None
+    ) -> None:
         self.reader = reader
         self.namespace = namespace
-        self.configmaps: dict[str, dict[str, str] | None] = {}
-        self.secrets: dict[str, dict[str, str] | None] = {}
+        self.cache = cache
+        self.configmaps: dict[str, _Data | None] = {}
+        self.secrets: dict[str, _Data | None] = {}
 
     def get_configmap(self, namespace: str, name: str) -> JSON | None:
         return self.reader.get_configmap(namespace, name)
@@ -171,25 +236,46 @@ class _Sources:
     def get_secret(self, namespace: str, name: str) -> JSON | None:
         return self.reader.get_secret(namespace, name)
 
-    def configmap(self, name: str, optional: bool) -> dict[str, str] | None:
+    def _convert(self, kind: str, name: str, obj: JSON) -> _Data:
+        cache = self.cache
+        if cache is not None:
+            hit = cache.get(kind, self.namespace, name, obj)
+            if hit is not None:
+                return hit
+        if kind == "ConfigMap":
+            values = {k: str(v) for k, v in (obj.get("data") or {}).items()}
+        else:
+            values = secret_values(obj, self.namespace, name)
+        data = _Data(obj, (obj.get("metadata") or {}).get("resourceVersion"), values)
+        if cache is not None:
+            cache.put(kind, self.namespace, name, data)
+        return data
+
+    def configmap_data(self, name: str, optional: bool) -> _Data | None:
         if name not in self.configmaps:
             obj = self.reader.get_configmap(self.namespace, name)
-            self.configmaps[name] = (
-                None if obj is None else {k: str(v) for k, v in (obj.get("data") or {}).items()}
-            )
+            self.configmaps[name] = None if obj is None else self._convert("ConfigMap", name, obj)
         data = self.configmaps[name]
         if data is None and not optional:
             raise ConfigError(f'configmap "{name}" not found')
         return data
 
-    def secret(self, name: str, optional: bool) -> dict[str, str] | None:
+    def secret_data(self, name: str, optional: bool) -> _Data | None:
         if name not in self.secrets:
             obj = self.reader.get_secret(self.namespace, name)
-            self.secrets[name] = None if obj is None else secret_values(obj, self.namespace, name)
+            self.secrets[name] = None if obj is None else self._convert("Secret", name, obj)
         data = self.secrets[name]
         if data is None and not optional:
             raise ConfigError(f'secret "{name}" not found')
         return data
+
+    def configmap(self, name: str, optional: bool) -> dict[str, str] | None:
+        data = self.configmap_data(name, optional)
+        return None if data is None else data.values
+
+    def secret(self, name: str, optional: bool) -> dict[str, str] | None:
+        data = self.secret_data(name, optional)
+        return None if data is None else data.values
 
 
 # --- the pure core -------------------------------------------------------------------------
@@ -254,30 +340,23 @@ def _env_from(
         prefix = str(source.get("prefix") or "")
         if source.get("configMapRef") is not None:
             ref, kind, from_secret = source["configMapRef"], "configMap", False
-            data = sources.configmap(str(ref.get("name") or ""), bool(ref.get("optional")))
+            data = sources.configmap_data(str(ref.get("name") or ""), bool(ref.get("optional")))
         elif source.get("secretRef") is not None:
             ref, kind, from_secret = source["secretRef"], "secret", True
-            data = sources.secret(str(ref.get("name") or ""), bool(ref.get("optional")))
+            data = sources.secret_data(str(ref.get("name") or ""), bool(ref.get("optional")))
         else:
             continue
         if data is None:
             continue
-        invalid: list[str] = []
-        for key, value in data.items():
-            name = prefix + key
-            if strict_names and not is_env_var_name(name):
-                invalid.append(name)
-                continue
-            values[name] = value
-            if from_secret:
-                secret.add(name)
-            else:
-                secret.discard(name)
+        valid, invalid = data.expansion(prefix, strict_names)
+        values.update(valid)
+        if from_secret:
+            secret.update(valid)
+        elif secret:
+            secret.difference_update(valid)
         if invalid:
             skipped.append(
-                SkippedKeys(
-                    kind, sources.namespace, str(ref.get("name") or ""), tuple(sorted(invalid))
-                )
+                SkippedKeys(kind, sources.namespace, str(ref.get("name") or ""), invalid)
             )
     return values, secret, skipped
 
@@ -389,9 +468,9 @@ def resolve_env(
 
     for entry in container.get("env") or ():
         name = entry["name"]
-        literal = entry.get("value") or ""
+        literal = entry.get("value")
         if literal:
-            if "$" not in literal:
+            if "$" not in literal:  # the common case (service links, plain values): no expansion
                 env[name] = literal
                 if secret:
                     secret.discard(name)
@@ -483,13 +562,32 @@ def resolve_pod(
     with the input, which is never modified. Raises :class:`ConfigError` like
     :func:`resolve_env`.
     """
+    return _resolve_pod(
+        pod,
+        sources,
+        service_env=service_env,
+        expand_vars=expand_vars,
+        strict_names=strict_names,
+        cache=None,
+    )
+
+
+def _resolve_pod(
+    pod: Pod,
+    sources: SourceReader,
+    *,
+    service_env: Mapping[str, str] | None,
+    expand_vars: bool,
+    strict_names: bool,
+    cache: _SourceCache | None,
+) -> ResolvedPod:
     spec = pod.get("spec") or {}
     new_spec: dict[str, Any] | None = None
     skipped: list[SkippedKeys] = []
     secret_names: dict[str, frozenset[str]] = {}
     has_services = bool(service_env)
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-    reader = _Sources(sources, namespace)  # one snapshot of each source for the whole pod
+    reader = _Sources(sources, namespace, cache)  # one snapshot of each source per pod
     for key in CONTAINER_LISTS:
         containers = spec.get(key)
         if not containers:
@@ -539,6 +637,9 @@ class ResolveConfigSources:
     * Skipped ``envFrom`` keys are reported as ``InvalidEnvironmentVariableNames`` warning
       events through ``events`` when given.
     * ``expand_vars`` and ``strict_names`` as in :func:`resolve_env`.
+
+    Converted source data (decoded Secrets, ``envFrom`` expansions) is reused across pods while
+    the reader returns the same object with the same ``resourceVersion``.
     """
 
     def __init__(
@@ -553,16 +654,19 @@ class ResolveConfigSources:
         self.events = events
         self.expand_vars = expand_vars
         self.strict_names = strict_names
+        self._cache = _SourceCache()
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
         match op:
             case CreatePod() | UpdatePod():
                 try:
-                    resolved = resolve_pod(
+                    resolved = _resolve_pod(
                         op.pod,
                         self.sources,
+                        service_env=None,
                         expand_vars=self.expand_vars,
                         strict_names=self.strict_names,
+                        cache=self._cache,
                     )
                 except ConfigError as e:
                     raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
