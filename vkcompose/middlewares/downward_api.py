@@ -94,8 +94,7 @@ def _env_field_value(
     pod_ips: Sequence[str] | None,
 ) -> str:
     path = str(ref.get("fieldPath") or "")
-    _, key = split_subscript(path)
-    if key is None and path not in ENV_FIELDS:
+    if path not in ENV_FIELDS and split_subscript(path)[1] is None:
         raise FieldPathError(f"field label not supported: {path}")
     if path == "spec.nodeName" and not (pod.get("spec") or {}).get("nodeName") and node:
         return node.name
@@ -123,6 +122,18 @@ def resolve_downward_env(
     Raises :class:`~vkcompose.podspec.fieldpath.FieldPathError` naming the container and
     variable when a value cannot be resolved.
     """
+    return _resolve_env(pod, container, node, pod_ips, escape_values, {})
+
+
+def _resolve_env(
+    pod: Pod,
+    container: Mapping[str, Any],
+    node: NodeInfo | None,
+    pod_ips: Sequence[str] | None,
+    escape_values: bool,
+    memo: dict[tuple[Any, Any], str],
+) -> list[dict[str, Any]]:
+    """:func:`resolve_downward_env`; ``memo`` keeps ``fieldRef`` values for the whole pod."""
     out: list[dict[str, Any]] = []
     allocatable = node.allocatable if node else None
     for entry in container.get("env") or ():
@@ -131,19 +142,30 @@ def resolve_downward_env(
             out.append(entry)
             continue
         try:
-            if ref.get("fieldRef") is not None:
-                value = _env_field_value(pod, ref["fieldRef"], node, pod_ips)
+            field_ref = ref.get("fieldRef")
+            if field_ref is not None:
+                path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
+                key = (path, version)
+                cacheable = type(path) is str and (version is None or type(version) is str)
+                value = memo.get(key) if cacheable else None
+                if value is None:
+                    value = _env_field_value(pod, field_ref, node, pod_ips)
+                    value = escape(value) if escape_values else value
+                    if cacheable:
+                        memo[key] = value
             else:
                 rf = ref["resourceFieldRef"]
                 target: str | Mapping[str, Any] = rf.get("containerName") or container
                 value = resource_value(
                     pod, target, str(rf.get("resource") or ""), rf.get("divisor"), allocatable
                 )
+                if escape_values:
+                    value = escape(value)
         except FieldPathError as e:
             raise FieldPathError(
                 f'container "{container.get("name")}": env {entry.get("name")}: {e}'
             ) from None
-        out.append({"name": entry["name"], "value": escape(value) if escape_values else value})
+        out.append({"name": entry["name"], "value": value})
     return out
 
 
@@ -159,8 +181,21 @@ def resolve_downward(
     Containers without downward API env are shared with the input, not copied; the input is
     never modified.
     """
+    return _resolve_downward(pod, node, pod_ips, escape_values)
+
+
+def _resolve_downward(
+    pod: Pod,
+    node: NodeInfo | None,
+    pod_ips: Sequence[str] | None,
+    escape_values: bool,
+    marked: set[int] | None = None,
+) -> Pod:
+    """:func:`resolve_downward`; ``marked`` holds the ``id`` of the containers with downward
+    env when a scan already found them (see :func:`_scan`)."""
     spec = pod.get("spec") or {}
     new_spec: dict[str, Any] | None = None
+    memo: dict[tuple[Any, Any], str] = {}
     for key in CONTAINER_LISTS:
         containers = spec.get(key)
         if not containers:
@@ -168,10 +203,12 @@ def resolve_downward(
         changed = False
         new_list = []
         for c in containers:
-            if any(_downward_ref(e) is not None for e in c.get("env") or ()):
-                env = resolve_downward_env(
-                    pod, c, node=node, pod_ips=pod_ips, escape_values=escape_values
-                )
+            if (
+                id(c) in marked
+                if marked is not None
+                else any(_downward_ref(e) is not None for e in c.get("env") or ())
+            ):
+                env = _resolve_env(pod, c, node, pod_ips, escape_values, memo)
                 new_list.append({**c, "env": env})
                 changed = True
             else:
@@ -182,6 +219,26 @@ def resolve_downward(
     if new_spec is None:
         return pod
     return {**pod, "spec": new_spec}
+
+
+def _scan(pod: Pod) -> tuple[set[int], bool]:
+    """One pass over the env of ``pod``: the ``id`` of each container with downward env, and
+    whether one of them asks for pod IPs (:func:`has_downward_env` and :func:`needs_pod_ips`)."""
+    marked: set[int] = set()
+    needs_ips = False
+    spec = pod.get("spec") or {}
+    for key in CONTAINER_LISTS:
+        for c in spec.get(key) or ():
+            for entry in c.get("env") or ():
+                ref = _downward_ref(entry)
+                if ref is not None:
+                    marked.add(id(c))
+                    if not needs_ips:
+                        field_ref = ref.get("fieldRef")
+                        needs_ips = (
+                            field_ref is not None and field_ref.get("fieldPath") in POD_IP_FIELDS
+                        )
+    return marked, needs_ips
 
 
 def volume_item_value(
@@ -248,14 +305,13 @@ class DownwardAPI:
         match op:
             case CreatePod() | UpdatePod():
                 pod = op.pod
-                if not has_downward_env(pod):
+                marked, ips = _scan(pod)
+                if not marked:
                     return await call_next(op)
                 node = op.node or self.node
-                pod_ips = await self._pod_ips(op, node, call_next) if needs_pod_ips(pod) else None
+                pod_ips = await self._pod_ips(op, node, call_next) if ips else None
                 try:
-                    new_pod = resolve_downward(
-                        pod, node=node, pod_ips=pod_ips, escape_values=self.escape_values
-                    )
+                    new_pod = _resolve_downward(pod, node, pod_ips, self.escape_values, marked)
                 except FieldPathError as e:
                     raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
                 return await call_next(attrs.evolve(op, pod=new_pod))
