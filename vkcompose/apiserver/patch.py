@@ -403,11 +403,8 @@ def _merge_map(original: Mapping[str, Any], patch: Mapping[str, Any], schema: Ma
             raise PatchError(f"unknown patch type: {directive} in map at {path or '/'}")
 
     result = dict(original)
-    special = False
-    for k in patch:
-        if k.startswith("$"):
-            special = True
-            break
+    # directives ($patch, $retainKeys, $setElementOrder/…) are rare: one scan finds them
+    special = "$" in "".join(patch)
     orders: dict[str, list[Any]] = {}
     if special:
         retain = patch.get(_RETAIN_KEYS)
@@ -514,14 +511,15 @@ def _merge_list(original: list[Any], patch: list[Any], spec: MergeList,
     else:
         mk = key
         plain: list[dict[str, Any]] = []
-        server = [x for x in original]
+        server = original
         replace = False
         for el in patch:
             if not isinstance(el, dict):
                 raise PatchError(f"invalid patch: elements of {path} must be objects")
             directive = el.get(_DIRECTIVE)
             if directive is None:
-                _merge_key_of(el, mk, path)
+                if mk not in el:
+                    _merge_key_of(el, mk, path)
                 plain.append(el)
             elif directive == "delete":
                 if mk not in el:
@@ -543,23 +541,26 @@ def _merge_list(original: list[Any], patch: list[Any], spec: MergeList,
         positions: dict[Any, int] = {}
         for i, x in enumerate(merged):
             if isinstance(x, dict) and mk in x:
-                positions.setdefault(_hk(x[mk]), i)
+                v = x[mk]
+                positions.setdefault(v if type(v) is str else _hk(v), i)
         # Common case (a kubelet's conditions): every server element has a distinct key and the
         # patch names existing elements in their server order; the order is then unchanged.
         in_order = order is None and len(positions) == len(merged)
         last = -1
+        item = spec.item
         for el in plain:
-            h = _hk(el[mk])
+            v = el[mk]
+            h = v if type(v) is str else _hk(v)
             i = positions.get(h, -1)
             if i >= 0:
                 if i <= last:
                     in_order = False
                 last = i
-                merged[i] = _merge_map(merged[i], el, spec.item, path, cv)
+                merged[i] = _merge_map(merged[i], el, item, path, cv)
             else:
                 in_order = False
                 positions[h] = len(merged)
-                merged.append(_merge_map({}, el, spec.item, path, cv))
+                merged.append(_merge_map({}, el, item, path, cv))
         if in_order:
             return merged
         patch = plain

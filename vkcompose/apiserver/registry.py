@@ -47,6 +47,12 @@ _KEPT_META = (
     "generation",
 )
 
+# Kinds whose status writes need no validation: validation reads metadata and spec only, a
+# status write keeps both from the stored object, and every write of their metadata or spec
+# was validated (deletion only adds deletionTimestamp/grace/generation, binding only
+# spec.nodeName of a pod, which a pod's status-write validation skips as an unchanged spec).
+_STATUS_WRITES_KEEP_VALIDITY = frozenset({"Pod", "Node"})
+
 Matcher = Callable[[dict[str, Any]], bool]
 
 
@@ -457,7 +463,8 @@ class Registry:
                     ],
                     rt.group,
                 )
-        self._check_validation(rt, new, old)
+        if subresource != "status" or rt.kind not in _STATUS_WRITES_KEEP_VALIDITY:
+            self._check_validation(rt, new, old)
         if new == old:
             return cur
         new_meta = new["metadata"]
