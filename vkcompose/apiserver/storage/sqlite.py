@@ -39,7 +39,11 @@ class SQLiteStorage(MemoryStorage):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
+        # puts record their RV in their row only; deletes record theirs in ``meta``
+        row = self._db.execute(
+            "SELECT max(coalesce((SELECT value FROM meta WHERE key='rv'), 0),"
+            " coalesce((SELECT max(rv) FROM objects), 0))"
+        ).fetchone()
         self._rv = int(row[0]) if row else 0
         for resource, namespace, name, rv, data in self._db.execute(
             "SELECT resource, namespace, name, rv, data FROM objects"
@@ -47,17 +51,13 @@ class SQLiteStorage(MemoryStorage):
             self._load(resource, namespace, name, bytes(data), int(rv))
 
     def _persist_put(self, resource: str, namespace: str, name: str, stored: Stored) -> None:
-        db = self._db
-        db.execute("BEGIN")
+        # one statement, its own transaction: the row carries the write's RV
         try:
-            db.execute(
+            self._db.execute(
                 "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
                 (resource, namespace, name, stored.rv, stored.raw),
             )
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (stored.rv,))
-            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
             self._rv -= 1
             raise
 
