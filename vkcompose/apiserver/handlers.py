@@ -519,7 +519,14 @@ class APIHandler:
             + orjson.dumps(meta)
             + b',"items":['
         )
-        return _raw_response(head + b",".join(raws) + b"]}")
+        parts = [head]
+        for raw in raws:
+            parts.append(raw)
+            parts.append(b",")
+        if raws:
+            parts.pop()
+        parts.append(b"]}")
+        return _raw_response(b"".join(parts))  # one copy of a possibly large body
 
     def _table(
         self, request: web.BaseRequest, rt: ResourceType, objects: list[dict[str, Any]]
@@ -670,8 +677,15 @@ class APIHandler:
         while True:
             if sub.queue:
                 chunks: list[bytes] = []
-                while sub.queue:
-                    event = sub.queue.popleft()
+                queue = sub.queue
+                if match is None and not table:
+                    # unfiltered JSON watch: each event's line is encoded once for all watchers
+                    while queue:
+                        event = queue.popleft()
+                        chunks.append(event.line())
+                    last_rv = event.rv
+                while queue:
+                    event = queue.popleft()
                     last_rv = event.rv
                     type_ = _filtered_type(event, match)
                     if type_ is not None:
