@@ -1,4 +1,5 @@
-"""Embedded API server throughput: creates/s, status patches/s, watch events/s (1 and 10
+"""Embedded API server throughput: creates/s, status patches/s (a one-condition patch and a
+kubelet-style one with conditions and container statuses), watch events/s (1 and 10
 watchers), for memory and SQLite storage, over real HTTP with kubernetes_asyncio.
 
 The server runs in its own process (as in production); the client runs here with several
@@ -81,6 +82,40 @@ def _pod(i: int) -> dict[str, Any]:
     }
 
 
+def _kubelet_status(i: int, round_: int) -> dict[str, Any]:
+    """A status patch as the node controller sends it: phase, IPs, the standard conditions and
+    container statuses (strategic merge, conditions merged by type)."""
+    now = "2026-01-01T00:00:00Z"
+    ready = "True" if round_ % 2 else "False"
+    ip = f"10.0.{i // 256 % 256}.{i % 256}"
+    return {
+        "status": {
+            "phase": "Running",
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": now,
+            "conditions": [
+                {"type": t, "status": ready, "lastTransitionTime": now, "lastProbeTime": None}
+                for t in ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
+            ],
+            "containerStatuses": [
+                {
+                    "name": "c",
+                    "image": "registry.local/app:1.0",
+                    "imageID": "",
+                    "containerID": f"sim://{i:016x}",
+                    "ready": ready == "True",
+                    "started": True,
+                    "restartCount": round_,
+                    "state": {"running": {"startedAt": now}},
+                }
+            ],
+        },
+    }
+
+
 def _server_cpu(pid: int) -> float:
     import psutil
 
@@ -120,6 +155,21 @@ async def measure(
         cpu0 = _server_cpu(server_pid)
         out["status patches/s"] = count / await _run_parallel(count, concurrency, status)
         out["server CPU us per status patch"] = (_server_cpu(server_pid) - cpu0) / count * 1e6
+
+        async def kubelet_status(i: int) -> None:
+            body = _kubelet_status(i, i // pods)
+            resp = await v1.patch_namespaced_pod_status(
+                f"bench-{i % pods}", "default", body, _preload_content=False
+            )
+            await resp.read()
+
+        cpu0 = _server_cpu(server_pid)
+        out["kubelet-style status patches/s"] = count / await _run_parallel(
+            count, concurrency, kubelet_status
+        )
+        out["server CPU us per kubelet-style patch"] = (
+            (_server_cpu(server_pid) - cpu0) / count * 1e6
+        )
 
         for watchers in (1, 10):
             out[
