@@ -206,3 +206,29 @@ async def test_tracker_measures_and_wakes_waiters() -> None:
     assert tracker.delete_to_gone() == [0.25]
     assert tracker.awaiting_gone == 0
     assert tracker.failed == {"c": "HTTP 500"}
+
+
+def test_timed_layers_show_the_runtime_what_the_middleware_holds() -> None:
+    from vkcompose.backends.memory import MemoryBackend
+    from vkcompose.bench.instrument import instrument_node
+    from vkcompose.middlewares.timing import Timed, TimingRecorder
+    from vkcompose.node.cluster import ClusterBound
+    from vkcompose.node.runtime import NodeRuntime
+    from vkcompose.node.settings import VirtualNode
+    from vkcompose.recipes._stack import standard_middlewares
+
+    def bound(node: VirtualNode) -> list[type]:
+        runtime = NodeRuntime.__new__(NodeRuntime)
+        runtime.pipeline = node.pipeline
+        return sorted((type(b) for b in runtime.cluster_bound()), key=lambda t: t.__name__)
+
+    node = VirtualNode(
+        name="vk",
+        backend=MemoryBackend(),
+        middlewares=standard_middlewares(volumes_root=Path("unused")),
+    )
+    expected = bound(node)
+    assert len(expected) == 3 and all(issubclass(t, ClusterBound) for t in expected)
+    instrument_node(node, TimingRecorder())
+    assert all(isinstance(m, Timed) for m in node.middlewares[:-1])  # then the backend timer
+    assert bound(node) == expected

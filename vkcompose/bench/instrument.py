@@ -3,8 +3,8 @@
 :func:`instrument_node` swaps a :class:`~vkcompose.node.settings.VirtualNode`'s middlewares for
 the timed ones :func:`~vkcompose.middlewares.timing.instrument` builds. The node runtime finds
 collaborators on the middlewares by attribute (``events``: an event sink it binds) and among
-their attribute values (``sources``, ``services``, ``tokens``: caches it starts), so each timed
-layer forwards unknown attributes to the middleware it wraps and lists it among its own.
+their attribute values, two levels deep (``sources``, ``services``, ``tokens``: helpers it
+starts), so each timed layer carries the wrapped middleware's attributes as its own.
 """
 
 from __future__ import annotations
@@ -17,18 +17,34 @@ from vkcompose.node.settings import VirtualNode
 __all__ = ["ForwardingTimed", "instrument_node"]
 
 
+_TIMED_SLOTS = frozenset(name for cls in Timed.__mro__ for name in getattr(cls, "__slots__", ()))
+
+
+def _attribute_values(obj: object) -> dict[str, Any]:
+    try:
+        return dict(vars(obj))
+    except TypeError:  # slotted
+        return {
+            name: getattr(obj, name)
+            for cls in type(obj).__mro__
+            for name in getattr(cls, "__slots__", ())
+            if hasattr(obj, name)
+        }
+
+
 class ForwardingTimed(Timed):
-    """A :class:`Timed` layer that also exposes the wrapped middleware's attributes."""
+    """A :class:`Timed` layer that looks like the middleware it wraps to the runtime.
+
+    Its instance attributes are a snapshot of the wrapped middleware's, taken here (the runtime
+    inspects them once, when the node starts), so collaborators are found at the same depth as
+    on the bare middleware; any other attribute is read from the middleware.
+    """
 
     def __init__(self, inner: Any, name: str, recorder: TimingRecorder) -> None:
         super().__init__(inner, name, recorder)
-        self.wrapped = inner
-        """The middleware (also in ``vars()``, where the runtime looks for collaborators)."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+        for key, value in _attribute_values(inner).items():
+            if key not in _TIMED_SLOTS:
+                self.__dict__[key] = value
 
 
 def instrument_node(node: VirtualNode, recorder: TimingRecorder) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import itertools
 import tempfile
 import time
@@ -294,6 +295,12 @@ async def run_round(
             finally:
                 await load_api.close()
                 await node_client.close()
+                aclose = getattr(node.backend, "aclose", None)
+                if aclose is not None:  # the runtime leaves the backend open
+                    stops = "stop_pods" in inspect.signature(aclose).parameters
+                    with anyio.CancelScope(shield=True):
+                        # nothing the benchmark started may outlive it (after Ctrl-C too)
+                        await (aclose(stop_pods=True) if stops else aclose())
         result.rounds += 1
 
 
