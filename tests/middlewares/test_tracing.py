@@ -24,7 +24,16 @@ from vkcompose.middlewares.tracing import (
     span_attributes,
     trace_carrier,
 )
-from vkcompose.ops import CreatePod, Exec, GetPodStatus, ListPods, NodeInfo, Op, ReadLogs
+from vkcompose.ops import (
+    CreatePod,
+    DeletePod,
+    Exec,
+    GetPodStatus,
+    ListPods,
+    NodeInfo,
+    Op,
+    ReadLogs,
+)
 from vkcompose.pipeline import compose
 from vkcompose.testing.clock import FakeClock
 
@@ -290,3 +299,24 @@ def test_span_attributes_never_carry_empty_values(
             "k8s.container.name",
         }
         assert all(v != "" for v in attributes.values())
+
+
+@pytest.mark.anyio
+async def test_noop_provider_keeps_the_current_and_the_submitters_span_context() -> None:
+    seen: list[trace.SpanContext] = []
+
+    class Backend:
+        async def create_pod(self, pod: dict[str, Any]) -> None:
+            seen.append(trace.get_current_span().get_span_context())
+
+        async def delete_pod(self, pod: dict[str, Any], grace: int | None) -> None:
+            raise TemporaryError("busy")
+
+    for tracing in (Tracing(), Tracing(trace.NoOpTracerProvider())):
+        pipeline = compose(tracing, backend=Backend())
+        await pipeline(CreatePod(pod=pod()))  # skipped span: the outer (invalid) context stays
+        assert not seen[-1].is_valid
+        await pipeline(CreatePod(pod=pod({"traceparent": TRACEPARENT})))  # still continued
+        assert format(seen[-1].trace_id, "032x") == TRACE_ID
+        with pytest.raises(TemporaryError, match="busy"):
+            await pipeline(DeletePod(pod=pod()))

@@ -162,20 +162,32 @@ class Tracing:
             except Exception as hook_error:
                 self._hook_failed(span, hook, hook_error)
 
+    def _records_nothing(self) -> bool:
+        """Whether spans are no-ops: a no-op tracer, or the global one while no provider is set."""
+        tracer = self._tracer
+        if isinstance(tracer, trace.NoOpTracer):
+            return True
+        return isinstance(tracer, trace.ProxyTracer) and isinstance(
+            trace.get_tracer_provider(), trace.ProxyTracerProvider
+        )
+
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
         context: Context | None = None
         links: list[Link] = []
         pod = op.pod_or_none
-        if pod is not None:
-            carrier = trace_carrier(pod)
-            if carrier:
-                context = _PROPAGATOR.extract(carrier)
-                if not trace.get_current_span(context).get_span_context().is_valid:
-                    context = None
-                else:
-                    current = trace.get_current_span().get_span_context()
-                    if current.is_valid:
-                        links.append(Link(current))
+        carrier = trace_carrier(pod) if pod is not None else None
+        if not carrier and not self._on_start and not self._on_end and self._records_nothing():
+            # A no-op span would only re-install the current span context: skip the span, its
+            # attributes and the error formatting.
+            return await call_next(op)
+        if carrier:
+            context = _PROPAGATOR.extract(carrier)
+            if not trace.get_current_span(context).get_span_context().is_valid:
+                context = None
+            else:
+                current = trace.get_current_span().get_span_context()
+                if current.is_valid:
+                    links.append(Link(current))
         with self._tracer.start_as_current_span(
             op.kind,
             context=context,
