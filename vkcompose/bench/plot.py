@@ -16,6 +16,11 @@ from vkcompose.bench.run import RecipeResult
 __all__ = ["write_plot"]
 
 
+def _short(recipe: str) -> str:
+    """A recipe's display name: a built-in name, or a file's stem."""
+    return Path(recipe).stem if recipe.endswith(".py") else recipe
+
+
 def write_plot(doc: dict[str, Any], results: Sequence[RecipeResult], path: Path) -> None:
     """Write the figure of ``doc`` (raw latencies from ``results``) to ``path`` as PNG."""
     import matplotlib
@@ -26,6 +31,7 @@ def write_plot(doc: dict[str, Any], results: Sequence[RecipeResult], path: Path)
     figure, (cdf, bars) = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
     styles = ["-", "--"]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    palette = [matplotlib.colormaps["tab20"](i) for i in range(20)]
     for i, result in enumerate(results):
         for j, (label, values) in enumerate(
             (("create→Running", result.create_to_running), ("delete→gone", result.delete_to_gone))
@@ -40,7 +46,7 @@ def write_plot(doc: dict[str, Any], results: Sequence[RecipeResult], path: Path)
                 where="post",
                 linestyle=styles[j],
                 color=colors[i % len(colors)],
-                label=f"{result.recipe}: {label}",
+                label=f"{_short(result.recipe)}: {label}",
             )
     cdf.set_xscale("log")
     cdf.set_xlabel("latency (ms, log scale)")
@@ -61,7 +67,7 @@ def write_plot(doc: dict[str, Any], results: Sequence[RecipeResult], path: Path)
                 layers_in_order.append(layer["layer"])
         for kind in kinds:
             column = len(labels)
-            labels.append(f"{fig['recipe']}\n{kind}" if len(doc["results"]) > 1 else kind)
+            labels.append(f"{_short(fig['recipe'])}\n{kind}" if len(doc["results"]) > 1 else kind)
             for op in fig["pipeline"]["ops"]:
                 if op["kind"] == kind:
                     stack = stacks.setdefault(op["layer"], [])
@@ -76,10 +82,10 @@ def write_plot(doc: dict[str, Any], results: Sequence[RecipeResult], path: Path)
             heights,
             bottom=bottoms,
             label=layer,
-            color=colors[index % len(colors)],
+            color=palette[index % len(palette)],
         )
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-    bars.set_xticks(range(len(labels)), labels, fontsize="small")
+    bars.set_xticks(range(len(labels)), labels, fontsize="small", rotation=45, ha="right")
     bars.set_ylabel("self time per pod (µs)")
     bars.set_title("pipeline time per pod, by op and layer")
     bars.legend(fontsize="small")
