@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,9 @@ import pytest
 from processkit import condition, container, make_pod, phase_is, sh, share_dir, wait_for
 
 from vkcompose.backends.process import ImageEntry, ImageMap, ProcessBackend
+
+# the interpreter itself, not a venv link: a pod's private /tmp hides paths under /tmp
+PYTHON = os.path.realpath(sys.executable)
 
 pytestmark = pytest.mark.anyio
 
@@ -188,7 +192,7 @@ async def test_unmapped_image_without_command_is_image_unsupported(
 async def test_mapped_image_runs_its_default_command(
     make_backend: Callable[..., ProcessBackend],
 ) -> None:
-    backend = make_backend(images=ImageMap({"python": ImageEntry(entrypoint=(sys.executable,))}))
+    backend = make_backend(images=ImageMap({"python": ImageEntry(entrypoint=(PYTHON,))}))
     pod = make_pod("py", {"name": "main", "image": "python:3.12", "args": ["-c", "exit(5)"]})
     await backend.create_pod(pod)
     status = await wait_for(backend, "py", phase_is("Failed"))

@@ -26,6 +26,9 @@ from tests.backends.process.processkit import (
 from vkcompose.backends.process import ProcessBackend, cgroups
 from vkcompose.ops import LogOptions
 
+# the interpreter itself, not a venv link: a pod's private /tmp hides paths under /tmp
+PYTHON = os.path.realpath(sys.executable)
+
 HOG = "b = []\nwhile True:\n    b.append(bytearray(1 << 20))\n"
 MI32 = 32 * 1024 * 1024
 
@@ -35,7 +38,7 @@ def hog_pod(name: str) -> dict[str, object]:
         name,
         {
             "name": "hog",
-            "command": [sys.executable, "-I", "-S", "-c", HOG],
+            "command": [PYTHON, "-I", "-S", "-c", HOG],
             "resources": {"limits": {"memory": "32Mi"}},
         },
     )
@@ -83,7 +86,7 @@ async def test_rlimit_fallback_limits_address_space(
         sh("show", "ulimit -v", resources={"limits": {"memory": "32Mi"}}),
         {
             "name": "hog",
-            "command": [sys.executable, "-c", HOG],
+            "command": [PYTHON, "-c", HOG],
             "resources": {"limits": {"memory": "32Mi"}},
         },
     )
@@ -106,9 +109,7 @@ async def test_cgroup_limits_stats_and_removal(
 ) -> None:
     driver, why = cgroups.detect()
     backend = make_backend()
-    script = (
-        f"{sys.executable} -I -S -c 'for i in range(3 * 10**6): pass' && echo burnt && sleep 60"
-    )
+    script = f"{PYTHON} -I -S -c 'for i in range(3 * 10**6): pass' && echo burnt && sleep 60"
     pod = make_pod(
         "limited",
         sh("main", script, resources={"limits": {"memory": "64Mi", "cpu": "500m"}}),
