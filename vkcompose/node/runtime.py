@@ -109,7 +109,7 @@ class NodeRuntime:
             task_status.started()
 
 
-def _attributes(obj: object, depth: int = 2) -> list[object]:
+def _attributes(obj: object, depth: int = 3) -> list[object]:
     """Attribute values of ``obj`` and, ``depth`` levels down, of those values."""
     try:
         values = list(vars(obj).values())
@@ -170,12 +170,28 @@ async def run_virtual_node(
     )
     async with _kube_for(api_client, kube, kubeconfig, pool) as k:
         runtime = NodeRuntime.build(node, k)
-        async with anyio.create_task_group() as tg:
-            await tg.start(functools.partial(runtime.run, kubelet=kubelet))
-            task_status.started(runtime)
-            if stop is not None:
-                await stop.wait()
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(functools.partial(runtime.run, kubelet=kubelet))
+                task_status.started(runtime)
+                if stop is not None:
+                    await stop.wait()
+                    tg.cancel_scope.cancel()
+        finally:
+            await _detach_backend(node.backend)
+
+
+async def _detach_backend(backend: object) -> None:
+    """Let the backend drop its background tasks; pods keep running (a stopped kubelet's
+    pods do), so a restarted runtime adopts them."""
+    close = getattr(backend, "aclose", None)
+    if close is None:
+        return
+    with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+        try:
+            await close()
+        except Exception as error:  # shutting down: report, don't mask the real exit
+            log.warning("closing backend %s failed: %s", type(backend).__name__, error)
 
 
 @contextlib.asynccontextmanager
