@@ -11,6 +11,7 @@ vkcompose version
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -66,6 +67,19 @@ def friendly(function: F) -> F:
 def main(ctx: click.Context, debug: bool) -> None:
     """Composable virtual kubelets: run Kubernetes pods on anything."""
     ctx.obj = {"debug": debug}
+    configure_logging(debug)
+
+
+def configure_logging(debug: bool) -> None:
+    """Log to stderr (DEBUG with ``--debug``). kubernetes_asyncio's REST logger prints whole
+    response bodies — Secrets included — at DEBUG, so it never goes below INFO."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 @main.command()
