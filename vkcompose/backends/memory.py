@@ -183,6 +183,7 @@ class MemoryBackend:
         return _rfc3339(self._wall_origin + timedelta(seconds=moment - self._clock_origin))
 
     def _schedule(self, sim: _SimPod, delay: float) -> None:
+        self._ensure_running()  # the scheduler may have been stopped by aclose()
         self._seq += 1
         key = _key(sim.pod)
         heapq.heappush(self._timers, (self.clock.now() + delay, self._seq, key, sim.generation))
