@@ -21,8 +21,10 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
+from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
+from yarl import URL
 
 from vkcompose._version import __version__
 
@@ -117,32 +119,76 @@ class Kube:
         self._owned = owned
         cfg = api_client.configuration
         self._host = str(cfg.host).rstrip("/")
+        self._base = URL(self._host)
         self._server_hostname = getattr(api_client.rest_client, "server_hostname", None)
         self._needs_auth = bool(cfg.api_key) or cfg.refresh_api_key_hook is not None
+        self._extra: dict[str, Any] = {}
+        """Per-request keyword arguments fixed for the connection's life (proxy, TLS name)."""
+        if self._server_hostname:
+            self._extra["server_hostname"] = self._server_hostname
+        proxy: object = cfg.proxy
+        proxy_auth: aiohttp.BasicAuth | None = None
+        if not proxy:
+            # the proxy environment is read once, not on every request (aiohttp's trust_env
+            # looks it up in a worker thread per request)
+            with contextlib.suppress(LookupError, ValueError):
+                proxy, proxy_auth = get_env_proxy_for_url(self._base)
+        if proxy:
+            self._extra["proxy"] = str(proxy)
+            if proxy_auth is not None:
+                self._extra["proxy_auth"] = proxy_auth
+            if cfg.proxy_headers:
+                self._extra["proxy_headers"] = cfg.proxy_headers
+        self._fixed_headers: dict[str | None, dict[str, str]] = {}
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        self._session: aiohttp.ClientSession | None = None
         self.strategic_status_patch = True
         """Cleared when the server refuses strategic-merge patches (then merge patches are
         used)."""
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The aiohttp session of the wrapped client (its connection pool)."""
-        session: aiohttp.ClientSession = self.api_client.rest_client.pool_manager
+        """A session over the wrapped client's connection pool (shared connector).
+
+        It differs from the client's own session only in not consulting the proxy environment
+        on every request (done once, in the constructor).
+        """
+        session = self._session
+        if session is None or session.closed:
+            shared: aiohttp.ClientSession = self.api_client.rest_client.pool_manager
+            session = self._session = aiohttp.ClientSession(
+                connector=shared.connector, connector_owner=False, trust_env=False
+            )
         return session
 
     async def _headers(self, content_type: str | None) -> dict[str, str]:
+        if not self._needs_auth:
+            fixed = self._fixed_headers.get(content_type)
+            if fixed is None:
+                fixed = self._fixed_headers[content_type] = self._base_headers(content_type)
+            return fixed
+        headers = self._base_headers(content_type)
+        await self.api_client.update_params_for_auth(headers, [], ["BearerToken"])
+        return headers
+
+    @staticmethod
+    def _base_headers(content_type: str | None) -> dict[str, str]:
         headers = {"Accept": JSON_CT, "User-Agent": USER_AGENT}
         if content_type:
             headers["Content-Type"] = content_type
-        if self._needs_auth:
-            await self.api_client.update_params_for_auth(headers, [], ["BearerToken"])
         return headers
 
-    def _url(self, path: str, query: Query | None) -> str:
-        url = self._host + path
-        if query:
-            items = query.items() if isinstance(query, Mapping) else query
-            url += "?" + urlencode([(k, _q(v)) for k, v in items])
-        return url
+    def _timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
+
+    def _url(self, path: str, query: Query | None) -> URL:
+        if not query:
+            return self._base.with_path(path, encoded=True)
+        items = query.items() if isinstance(query, Mapping) else query
+        return URL(f"{self._host}{path}?{urlencode([(k, _q(v)) for k, v in items])}", encoded=True)
 
     async def request_raw(
         self,
@@ -163,16 +209,13 @@ class Kube:
         else:
             data = orjson.dumps(body)
         headers = await self._headers(content_type if data is not None else None)
-        kwargs: dict[str, Any] = {}
-        if self._server_hostname:
-            kwargs["server_hostname"] = self._server_hostname
         async with self.session.request(
             method,
             self._url(path, query),
             data=data,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
-            **kwargs,
+            timeout=self._timeout(timeout_seconds),
+            **self._extra,
         ) as resp:
             return resp.status, await resp.read()
 
@@ -245,12 +288,9 @@ class Kube:
         q = list(query.items() if isinstance(query, Mapping) else query)
         q.append(("watch", "1"))
         headers = await self._headers(None)
-        kwargs: dict[str, Any] = {}
-        if self._server_hostname:
-            kwargs["server_hostname"] = self._server_hostname
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
         async with self.session.get(
-            self._url(path, q), headers=headers, timeout=timeout, **kwargs
+            self._url(path, q), headers=headers, timeout=timeout, **self._extra
         ) as resp:
             if resp.status != 200:
                 raise KubeError.from_body(resp.status, await resp.read())
@@ -263,7 +303,11 @@ class Kube:
             yield events()
 
     async def close(self) -> None:
-        """Close the connection pool if this object created the client."""
+        """Close the connection pool if this object created the client (a client passed in is
+        left open for its owner)."""
+        if self._session is not None:
+            await self._session.close()  # the shared connector stays open
+            self._session = None
         if self._owned:
             await self.api_client.close()
 

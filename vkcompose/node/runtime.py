@@ -138,7 +138,11 @@ async def _kube_for(
         yield kube
         return
     if api_client is not None:
-        yield Kube(api_client)
+        wrapper = Kube(api_client)
+        try:
+            yield wrapper
+        finally:
+            await wrapper.close()  # its own session only; the client stays open
         return
     owned = await connect(kubeconfig, pool_size=pool_size)
     try:
