@@ -592,6 +592,18 @@ class PodController:
     async def _write_status(self, key: PodKey, state: _PodState, api: Pod) -> None:
         if state.backend_status is None:
             return
+        window = self.node.status_coalesce_seconds
+        if (
+            window > 0
+            and st.still_starting(state.backend_status)
+            and not _meta(api).get("deletionTimestamp")
+        ):
+            held = state.created_at + window - time.monotonic()
+            if held > 0 and (api.get("status") or {}).get("phase", "Pending") == "Pending":
+                # the backend is starting the pod: its next status usually follows within
+                # milliseconds; write once with that (or this one when the window ends)
+                self.queue.add_after(key, held)
+                return
         info = self._info(api)
         desired = st.desired_status(
             api,

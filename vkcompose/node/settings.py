@@ -40,6 +40,11 @@ class VirtualNode:
       resync (``resync_seconds``) and status polling of backends without notifications
       (``status_poll_seconds``). ``pod_events`` switches Normal lifecycle Events off
       (warnings are always written).
+    * ``status_coalesce_seconds``: for that long after a create, a status that only says the
+      pod is still starting (Pending, containers waiting in ContainerCreating) is held back;
+      a later backend status (Running, a failure …) replaces it and is written at once, and
+      the held one is written when the window ends. A fast-starting pod costs one status
+      write instead of three. 0 writes every status at once.
     """
 
     name: str
@@ -69,6 +74,7 @@ class VirtualNode:
     retry_base_seconds: float = 1.0
     retry_cap_seconds: float = 60.0
     pod_events: bool = True
+    status_coalesce_seconds: float = 0.25
     watch_mode: str = "auto"
     """``"node"``: one pod watch per node (``fieldSelector=spec.nodeName=<node>``);
     ``"fleet"``: one watch of all bound pods, filtered locally; ``"auto"``: per node for up to

@@ -58,6 +58,7 @@ __all__ = [
     "merge_conditions",
     "newly_running",
     "status_patch",
+    "still_starting",
 ]
 
 
@@ -90,6 +91,31 @@ def all_containers_terminated(status: Mapping[str, Any] | None) -> bool:
         status.get("initContainerStatuses") or []
     )
     return all("terminated" in (cs.get("state") or {}) for cs in statuses) and bool(statuses)
+
+
+def still_starting(status: Mapping[str, Any]) -> bool:
+    """Whether ``status`` only says the pod is being started: phase Pending, no reason, and
+    every container (if any is listed) waiting in ``ContainerCreating``.
+
+    >>> still_starting({"phase": "Pending"})
+    True
+    >>> still_starting({"phase": "Pending", "containerStatuses": [
+    ...     {"name": "a", "state": {"waiting": {"reason": "ContainerCreating"}}}]})
+    True
+    >>> still_starting({"phase": "Pending", "containerStatuses": [
+    ...     {"name": "a", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]})
+    False
+    >>> still_starting({"phase": "Running"})
+    False
+    """
+    if status.get("phase", "Pending") != "Pending" or status.get("reason"):
+        return False
+    for field in ("initContainerStatuses", "containerStatuses"):
+        for cs in status.get(field) or []:
+            waiting = (cs.get("state") or {}).get("waiting")
+            if waiting is None or waiting.get("reason") != "ContainerCreating":
+                return False
+    return True
 
 
 def newly_running(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
