@@ -69,6 +69,10 @@ class _SimPod:
     exit_code: int | None = None
     last_exit: tuple[int, float, float] | None = None
     deleted: bool = False
+    rendered: Pod | None = None
+    """The pod as last rendered, valid until the state changes (see ``_changed``)."""
+    created_wall: str = ""
+    container_ids: dict[str, str] = attrs.field(factory=dict)
 
 
 class MemoryBackend:
@@ -232,6 +236,7 @@ class MemoryBackend:
             case _:
                 return
         sim.generation += 1
+        sim.rendered = None
         self._notify(sim)
         if sim.state in TERMINAL and sim.deleted:
             self._forget(key)
@@ -299,6 +304,7 @@ class MemoryBackend:
         """Record the new spec (images etc.); the simulation keeps its state."""
         sim = self._get(*_key(pod))
         sim.pod = {**pod, "status": sim.pod.get("status", {})}
+        sim.rendered = None
         self._notify(sim)
 
     async def delete_pod(self, pod: Pod, grace_period_seconds: int | None, /) -> None:
@@ -311,6 +317,7 @@ class MemoryBackend:
             return
         sim.deleted = True
         sim.generation += 1
+        sim.rendered = None
         if sim.state in TERMINAL:
             self._notify(sim)
             self._forget(key)
@@ -363,13 +370,22 @@ class MemoryBackend:
     # -- status ------------------------------------------------------------------------------------
 
     def _render(self, sim: _SimPod) -> Pod:
+        """The pod with its status; rendered once per state (callers never mutate pods)."""
+        rendered = sim.rendered
+        if rendered is None:
+            rendered = sim.rendered = self._render_now(sim)
+        return rendered
+
+    def _render_now(self, sim: _SimPod) -> Pod:
         pod = sim.pod
         spec = pod.get("spec") or {}
         containers = spec.get("containers") or []
         state = sim.state
         statuses = [self._container_status(sim, c) for c in containers]
         ready = state is SimState.RUNNING
-        conditions_time = self._wall(sim.created_at)
+        if not sim.created_wall:
+            sim.created_wall = self._wall(sim.created_at)
+        conditions_time = sim.created_wall
         done = state in TERMINAL
         not_ready_reason = "PodCompleted" if done else "ContainersNotReady"
         conditions: list[JSON] = [
@@ -421,7 +437,7 @@ class MemoryBackend:
             "name": name,
             "image": container.get("image", ""),
             "imageID": "",
-            "containerID": f"sim://{_seed(self.seed, name + str(_key(sim.pod))):016x}",
+            "containerID": self._container_id(sim, name),
             "restartCount": sim.restarts,
             "ready": sim.state is SimState.RUNNING,
             "started": sim.state in (SimState.RUNNING, SimState.TERMINATING)
@@ -466,6 +482,14 @@ class MemoryBackend:
                 }
             }
         return status
+
+    def _container_id(self, sim: _SimPod, name: str) -> str:
+        cid = sim.container_ids.get(name)
+        if cid is None:
+            cid = sim.container_ids[name] = (
+                f"sim://{_seed(self.seed, name + str(_key(sim.pod))):016x}"
+            )
+        return cid
 
     # -- synthetic logs, exec, stats --------------------------------------------------------------
 
