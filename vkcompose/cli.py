@@ -70,16 +70,26 @@ def main(ctx: click.Context, debug: bool) -> None:
     configure_logging(debug)
 
 
-def configure_logging(debug: bool) -> None:
-    """Log to stderr (DEBUG with ``--debug``). kubernetes_asyncio's REST logger prints whole
-    response bodies — Secrets included — at DEBUG, so it never goes below INFO."""
+def configure_logging(debug: bool, level: int = logging.WARNING) -> None:
+    """Log to stderr at ``level`` (DEBUG with ``--debug``). kubernetes_asyncio's REST logger
+    prints whole response bodies — Secrets included — at DEBUG, so it never goes below INFO.
+
+    Commands that run nodes (``run``, ``up``) raise the level to INFO; others stay quiet.
+    """
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=logging.DEBUG if debug else level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,
     )
     logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _verbose() -> None:
+    """INFO logs for long-running commands (unless ``--debug`` already asked for more)."""
+    if not (click.get_current_context().find_root().obj or {}).get("debug"):
+        logging.getLogger().setLevel(logging.INFO)
 
 
 @main.command()
@@ -141,6 +151,7 @@ def run(
     metrics_port: int | None,
 ) -> None:
     """Run RECIPE (a built-in name or a path to a .py file) as virtual node(s) in a cluster."""
+    _verbose()
     node = build_node(recipe, _settings(node_name, replicas, state_dir, kubelet_port))
     from vkcompose import serve  # the runtime wiring lives one layer down
 
@@ -181,6 +192,7 @@ def up(
     metrics_port: int | None,
 ) -> None:
     """Start the embedded API server and a recipe's node(s) against it: a local cluster."""
+    _verbose()
     node = build_node(
         recipe_ref or DEFAULT_RECIPE,
         _settings(None, replicas, data_dir / "state", None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from processkit import container, eventually, make_pod, phase_is, sh, share_dir,
 
 from vkcompose.backends.process import ProcessBackend
 from vkcompose.errors import NotFound
+from vkcompose.ops import LogOptions
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +37,13 @@ def pids_mentioning(marker: str) -> list[int]:
     return found
 
 
+async def read_log(backend: ProcessBackend, name: str, container_name: str) -> bytes:
+    stream = backend.read_logs("default", name, container_name, LogOptions())
+    if inspect.isawaitable(stream):
+        stream = await stream
+    return b"".join([chunk async for chunk in stream])
+
+
 async def test_graceful_termination(any_backend: ProcessBackend) -> None:
     script = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
     pod = make_pod("graceful", sh("main", script), restart_policy="Always")
@@ -49,12 +58,15 @@ async def test_graceful_termination(any_backend: ProcessBackend) -> None:
 
 async def test_forced_termination_of_process_ignoring_sigterm(any_backend: ProcessBackend) -> None:
     marker = "ignore-term-7b1"
-    script = f"trap '' TERM; while true; do sleep 0.05; done # {marker}"
+    script = f"trap '' TERM; echo trap-set; while true; do sleep 0.05; done # {marker}"
     pod = make_pod("stubborn", sh("main", script), terminationGracePeriodSeconds=1)
     finals: list[dict[str, Any]] = []
     any_backend.notify_pods(lambda p: finals.append(p["status"]))
     await any_backend.create_pod(pod)
     await wait_for(any_backend, "stubborn", phase_is("Running"))
+    with anyio.fail_after(10):  # SIGTERM must come after the shell ignores it
+        while b"trap-set" not in await read_log(any_backend, "stubborn", "main"):  # noqa: ASYNC110
+            await anyio.sleep(0.02)
     assert pids_mentioning(marker)
     with anyio.fail_after(10):
         await any_backend.delete_pod(pod, None)  # the pod's own grace period: 1 s
