@@ -171,6 +171,30 @@ async def measure(
             (_server_cpu(server_pid) - cpu0) / count * 1e6
         )
 
+        # the same patches from the node runtime's own lean client (raw aiohttp on the
+        # kubeconfig's connection settings): what the server takes when the client is cheap
+        from vkcompose.node.kube import connect, path_of
+
+        kube = await connect(kubeconfig, pool_size=concurrency)
+        try:
+
+            async def lean_status(i: int) -> None:
+                await kube.patch_status(
+                    path_of("pods", f"bench-{i % pods}", namespace="default",
+                            subresource="status"),
+                    _kubelet_status(i, i // pods),
+                )  # fmt: skip
+
+            cpu0 = _server_cpu(server_pid)
+            out["kubelet-style status patches/s (lean client)"] = count / await _run_parallel(
+                count, concurrency, lean_status
+            )
+            out["server CPU us per patch (lean client)"] = (
+                (_server_cpu(server_pid) - cpu0) / count * 1e6
+            )
+        finally:
+            await kube.close()
+
         for watchers in (1, 10):
             out[
                 f"watch events/s ({watchers} watcher{'s' if watchers > 1 else ''})"
