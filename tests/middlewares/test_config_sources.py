@@ -486,3 +486,24 @@ async def test_middleware_reuses_converted_sources_only_for_the_same_object_and_
     store.get_configmap(NS, "cm")["data"]["a"] = "5"  # type: ignore[index]
     await pipeline(CreatePod(pod=pod))
     assert env()["P_a"] == "5"
+
+
+def test_unchanged_literal_entries_are_shared_and_output_entries_are_plain() -> None:
+    plain = {"name": "A", "value": "x"}
+    extra = {"name": "B", "value": "y", "valueFrom": None}
+    container: dict[str, Any] = {
+        "env": [plain, extra, {"name": "C", "value": "$(A)"}, {"name": "A", "value": "z"}],
+        "command": ["echo", "$(C)", "$(B)", "$(S)"],
+    }
+    pod = pod_with(container)
+    before = copy.deepcopy(pod)
+    got = resolve_env(pod, pod["spec"]["containers"][0], StaticSources(), service_env={"S": "s"})
+    assert got.env == [
+        {"name": "A", "value": "z"},
+        {"name": "B", "value": "y"},
+        {"name": "C", "value": "x"},
+        {"name": "S", "value": "s"},
+    ]
+    assert got.env[0] is container["env"][3]  # passed through as is
+    assert got.command == ["echo", "x", "y", "s"]
+    assert pod == before

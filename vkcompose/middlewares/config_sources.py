@@ -53,7 +53,7 @@ from vkcompose.middlewares.events import EventSink
 from vkcompose.ops import CreatePod, Op, UpdatePod
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import JSON, Pod
-from vkcompose.podspec.expansion import escape, expand, expand_command
+from vkcompose.podspec.expansion import escape, expand
 
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 CONFIG_ERROR = "CreateContainerConfigError"
@@ -456,13 +456,16 @@ def resolve_env(
             secret_names=frozenset(secret),
         )
 
-    env: dict[str, str] = dict(from_env_from)
+    # name -> output entry; literal entries without ``$`` are passed through as they are
+    out: dict[str, Any] = {k: {"name": k, "value": v} for k, v in from_env_from.items()}
+    out_get = out.get
     referenced: list[str] = []
 
     def lookup(name: str) -> str | None:
-        value = env.get(name)
-        if value is not None:
+        found = out_get(name)
+        if found is not None:
             referenced.append(name)
+            value: str = found["value"]
             return value
         return services.get(name)
 
@@ -471,12 +474,12 @@ def resolve_env(
         literal = entry.get("value")
         if literal:
             if "$" not in literal:  # the common case (service links, plain values): no expansion
-                env[name] = literal
+                out[name] = entry if len(entry) == 2 else {"name": name, "value": literal}
                 if secret:
                     secret.discard(name)
                 continue
             referenced.clear()
-            env[name] = expand(literal, lookup)
+            out[name] = {"name": name, "value": expand(literal, lookup)}
             if any(r in secret for r in referenced):
                 secret.add(name)
             else:
@@ -484,7 +487,7 @@ def resolve_env(
             continue
         value_from = entry.get("valueFrom")
         if not value_from:
-            env[name] = ""
+            out[name] = {"name": name, "value": ""}
             secret.discard(name)
             continue
         resolved = _from_source(entry, reader, cname)
@@ -498,19 +501,25 @@ def resolve_env(
         value, from_secret = resolved
         if value is None:
             continue  # optional and missing: the variable stays unset
-        env[name] = value
+        out[name] = {"name": name, "value": value}
         if from_secret:
             secret.add(name)
         else:
             secret.discard(name)
 
-    final = dict(env)
     for name, value in services.items():
-        final.setdefault(name, value)
+        if name not in out:
+            out[name] = {"name": name, "value": value}
+
+    def final(name: str) -> str | None:
+        found = out_get(name)
+        return None if found is None else found["value"]
+
+    command, args = container.get("command"), container.get("args")
     return ResolvedEnv(
-        env=[{"name": k, "value": v} for k, v in final.items()],
-        command=expand_command(container.get("command"), final),
-        args=expand_command(container.get("args"), final),
+        env=list(out.values()),
+        command=None if command is None else [expand(word, final) for word in command],
+        args=None if args is None else [expand(word, final) for word in args],
         skipped=tuple(skipped),
         secret_names=frozenset(secret),
     )

@@ -137,12 +137,19 @@ def _resolve_env(
     out: list[dict[str, Any]] = []
     allocatable = node.allocatable if node else None
     for entry in container.get("env") or ():
-        ref = _downward_ref(entry)
-        if ref is None:
+        # inlined _downward_ref (hot): a literal value wins over valueFrom
+        if entry.get("value"):
+            out.append(entry)
+            continue
+        ref = entry.get("valueFrom")
+        if not ref:
+            out.append(entry)
+            continue
+        field_ref = ref.get("fieldRef")
+        if field_ref is None and ref.get("resourceFieldRef") is None:
             out.append(entry)
             continue
         try:
-            field_ref = ref.get("fieldRef")
             if field_ref is not None:
                 path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
                 key = (path, version)
@@ -230,14 +237,20 @@ def _scan(pod: Pod) -> tuple[set[int], bool]:
     for key in CONTAINER_LISTS:
         for c in spec.get(key) or ():
             for entry in c.get("env") or ():
-                ref = _downward_ref(entry)
-                if ref is not None:
-                    marked.add(id(c))
-                    if not needs_ips:
-                        field_ref = ref.get("fieldRef")
-                        needs_ips = (
-                            field_ref is not None and field_ref.get("fieldPath") in POD_IP_FIELDS
-                        )
+                # inlined _downward_ref (hot)
+                if entry.get("value"):
+                    continue
+                ref = entry.get("valueFrom")
+                if not ref:
+                    continue
+                field_ref = ref.get("fieldRef")
+                if field_ref is None and ref.get("resourceFieldRef") is None:
+                    continue
+                marked.add(id(c))
+                if not needs_ips:
+                    needs_ips = (
+                        field_ref is not None and field_ref.get("fieldPath") in POD_IP_FIELDS
+                    )
     return marked, needs_ips
 
 
