@@ -180,3 +180,19 @@ def _reference_expand(s: str, mapping: dict[str, str]) -> str:
 def test_expand_matches_the_character_scanner(s: str, mapping: dict[str, str]) -> None:
     assert expand(s, mapping) == _reference_expand(s, mapping)
     assert expand(s, mapping.get) == _reference_expand(s, mapping)
+
+
+def test_expand_accepts_dicts_mappings_functions_and_methods() -> None:
+    from types import MappingProxyType
+
+    env = {"A": "x"}
+
+    class Lookup:
+        def get(self, name: str) -> str | None:
+            return env.get(name)
+
+    def function(name: str) -> str | None:
+        return env.get(name)
+
+    for mapping in (env, MappingProxyType(env), function, Lookup().get, env.get):
+        assert expand("$(A)-$(B)", mapping) == "x-$(B)"

@@ -25,6 +25,7 @@ service links), values taken from sources are never expanded.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import FunctionType, MethodType
 from typing import Any
 
 _OPERATOR = "$"
@@ -40,7 +41,13 @@ def expand(s: str, mapping: Mapping[str, str] | Callable[[str], str | None]) -> 
     if _OPERATOR not in s:
         return s
     lookup: Callable[[str], str | None]
-    lookup = mapping.get if isinstance(mapping, Mapping) else mapping
+    kind = type(mapping)
+    if kind is dict:
+        lookup = mapping.get  # type: ignore[union-attr]
+    elif kind is FunctionType or kind is MethodType:  # never a Mapping: skip the ABC check
+        lookup = mapping  # type: ignore[assignment]
+    else:
+        lookup = mapping.get if isinstance(mapping, Mapping) else mapping
     out: list[str] = []
     checkpoint = 0  # start of the text not copied to ``out`` yet
     last = len(s) - 1  # a ``$`` in the last position is plain text
