@@ -14,33 +14,13 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def serve(storage: str, data_dir: str) -> None:
-    """Child process: run the server and print its kubeconfig path."""
-    from vkcompose.apiserver import APIServer
-    from vkcompose.apiserver.server import serve_forever
-
-    tls = _tls()
-
-    def ready(server: APIServer) -> None:
-        print(server.kubeconfig_path, flush=True)
-
-    asyncio.run(serve_forever(Path(data_dir), port=0, storage=storage, tls=tls, on_ready=ready))
-
-
-def _tls() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("vkcompose.apiserver.pki") is not None
+from server_process import TLS, apiserver_process  # noqa: E402
 
 
 async def _client(kubeconfig: str, concurrency: int) -> Any:
@@ -295,28 +275,13 @@ def multi_process_patches(kubeconfig: str, processes: int, count: int, concurren
 
 
 def bench(storage: str, count: int, concurrency: int, processes: int = 1) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", storage, "--data-dir", tmp],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        try:
-            assert proc.stdout is not None
-            kubeconfig = proc.stdout.readline().strip()
-            if not kubeconfig:
-                raise RuntimeError("the server did not start")
-            out = asyncio.run(measure(kubeconfig, count, concurrency, proc.pid))
-            if processes > 1:
-                out[f"status patches/s ({processes} client procs)"] = multi_process_patches(
-                    kubeconfig, processes, count, concurrency
-                )
-            return out
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with apiserver_process(storage) as (kubeconfig, pid):
+        out = asyncio.run(measure(kubeconfig, count, concurrency, pid))
+        if processes > 1:
+            out[f"status patches/s ({processes} client procs)"] = multi_process_patches(
+                kubeconfig, processes, count, concurrency
+            )
+        return out
 
 
 def main() -> None:
@@ -332,19 +297,14 @@ def main() -> None:
         default=2,
         help="client processes for the extra status-patch measurement",
     )
-    parser.add_argument("--serve", help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.data_dir)
-        return
     results = {
         s: bench(s, args.count, args.concurrency, args.client_processes) for s in args.storage
     }
     metrics = list(next(iter(results.values())))
     width = max(len(m) for m in metrics) + 2
     print(
-        f"API server throughput (TLS={_tls()}, concurrency={args.concurrency}, "
+        f"API server throughput (TLS={TLS}, concurrency={args.concurrency}, "
         f"count={args.count}, cpus={os.cpu_count()})"
     )
     print(

@@ -16,9 +16,7 @@ import argparse
 import asyncio
 import gc
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,28 +28,13 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from server_process import TLS, apiserver_process  # noqa: E402
+
 from vkcompose.backends.memory import MemoryBackend  # noqa: E402
 from vkcompose.node.heartbeat import LEASE_API  # noqa: E402
 from vkcompose.node.kube import connect, path_of  # noqa: E402
 from vkcompose.node.runtime import virtual_node  # noqa: E402
 from vkcompose.node.settings import VirtualNode  # noqa: E402
-
-
-def serve(data_dir: str) -> None:
-    """Child process: run the API server and print its kubeconfig path."""
-    from vkcompose.apiserver import APIServer
-    from vkcompose.apiserver.server import serve_forever
-
-    def ready(server: APIServer) -> None:
-        print(server.kubeconfig_path, flush=True)
-
-    asyncio.run(serve_forever(Path(data_dir), port=0, storage="memory", tls=_tls(), on_ready=ready))
-
-
-def _tls() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("vkcompose.apiserver.pki") is not None
 
 
 def rss_mb() -> float:
@@ -117,31 +100,12 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=35.0)
     parser.add_argument("--renew", type=float, default=10.0, help="lease renew interval")
-    parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", tmp],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        try:
-            assert proc.stdout is not None
-            kubeconfig = proc.stdout.readline().strip()
-            if not kubeconfig:
-                raise RuntimeError("the API server did not start")
-            results = anyio.run(measure, kubeconfig, args.nodes, args.seconds, args.renew)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with apiserver_process("memory") as (kubeconfig, _pid):
+        results = anyio.run(measure, kubeconfig, args.nodes, args.seconds, args.renew)
     print(
         f"Virtual node fleet (nodes={args.nodes}, run={args.seconds:g}s, "
-        f"renew every {args.renew:g}s, TLS={_tls()}, cpus={os.cpu_count()})"
+        f"renew every {args.renew:g}s, TLS={TLS}, cpus={os.cpu_count()})"
     )
     width = max(len(k) for k in results) + 2
     for key, value in results.items():

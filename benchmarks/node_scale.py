@@ -19,13 +19,10 @@ virtual node, its simulated backend and the load generator run here. Printed, al
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,29 +33,14 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from server_process import TLS, apiserver_process  # noqa: E402
+
 from vkcompose.backends.memory import MemoryBackend  # noqa: E402
 from vkcompose.node.kube import Kube, connect, path_of  # noqa: E402
 from vkcompose.node.runtime import NodeRuntime, virtual_node  # noqa: E402
 from vkcompose.node.settings import VirtualNode  # noqa: E402
 
 NODE = "vk-bench"
-
-
-def serve(data_dir: str) -> None:
-    """Child process: run the API server and print its kubeconfig path."""
-    from vkcompose.apiserver import APIServer
-    from vkcompose.apiserver.server import serve_forever
-
-    def ready(server: APIServer) -> None:
-        print(server.kubeconfig_path, flush=True)
-
-    asyncio.run(serve_forever(Path(data_dir), port=0, storage="memory", tls=_tls(), on_ready=ready))
-
-
-def _tls() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("vkcompose.apiserver.pki") is not None
 
 
 def _pod(name: str, node: str = NODE) -> dict[str, Any]:
@@ -258,31 +240,12 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--no-events", action="store_true", help="no Normal lifecycle Events")
-    parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", tmp],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        try:
-            assert proc.stdout is not None
-            kubeconfig = proc.stdout.readline().strip()
-            if not kubeconfig:
-                raise RuntimeError("the API server did not start")
-            results = anyio.run(measure, kubeconfig, args.pods, args.workers, not args.no_events)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with apiserver_process("memory") as (kubeconfig, _pid):
+        results = anyio.run(measure, kubeconfig, args.pods, args.workers, not args.no_events)
     print(
         f"Pod controller scale (pods={args.pods}, workers={args.workers}, "
-        f"events={'off' if args.no_events else 'on'}, TLS={_tls()}, cpus={os.cpu_count()})"
+        f"events={'off' if args.no_events else 'on'}, TLS={TLS}, cpus={os.cpu_count()})"
     )
     width = max(len(k) for k in results) + 2
     for key, value in results.items():
