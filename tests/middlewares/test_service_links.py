@@ -9,11 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vkcompose.middlewares.config_sources import ResolveConfigSources, StaticSources, resolve_env
+from vkcompose.middlewares.config_sources import (
+    ResolveConfigSources,
+    StaticSources,
+    resolve_env,
+    resolve_pod,
+)
 from vkcompose.middlewares.service_links import (
     ServiceLinks,
     StaticServices,
     add_service_links,
+    link_block,
     service_env,
     services_for_pod,
 )
@@ -207,3 +213,85 @@ def test_links_are_memoized_until_the_services_change() -> None:
             {"metadata": {"namespace": "ns"}, "spec": {"enableServiceLinks": False}}
         )
     } == {"KUBERNETES"}
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": st.sampled_from(["A", "KUBERNETES_SERVICE_HOST", "KUBERNETES_PORT"]),
+                "value": st.sampled_from(["$(KUBERNETES_SERVICE_HOST)", "v", "$$(A)", "$(A)"]),
+            }
+        ),
+        max_size=4,
+    ),
+    st.sampled_from(["", "10.96.0.1", "a$b"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_link_block_matches_the_kubelet_merge(
+    env: list[dict[str, str]], ip: str, with_env_from: bool, expand_vars: bool
+) -> None:
+    """Prepended links are recognized as one block and rank below envFrom and env."""
+    services = [svc("kubernetes", "default", ip or "10.0.0.1", [{"name": "https", "port": 443}])]
+    links = service_env(services, "ns")
+    container: dict[str, Any] = {"name": "c", "env": env, "args": ["$(KUBERNETES_PORT)"]}
+    sources = StaticSources()
+    if with_env_from:
+        container["envFrom"] = [{"configMapRef": {"name": "cm"}}]
+        sources.put(
+            {
+                "kind": "ConfigMap",
+                "metadata": {"namespace": "ns", "name": "cm"},
+                "data": {"KUBERNETES_SERVICE_HOST": "from-cm", "B": "$(A)"},
+            }
+        )
+    pod = {"metadata": {"namespace": "ns"}, "spec": {"containers": [container]}}
+    direct = resolve_env(pod, container, sources, service_env=links, expand_vars=expand_vars)
+    rewritten = add_service_links(pod, links)
+    assert link_block(rewritten["spec"]["containers"][0]["env"]) is not None
+    again = resolve_env(
+        rewritten, rewritten["spec"]["containers"][0], sources, expand_vars=expand_vars
+    )
+    assert again.as_dict() == direct.as_dict()
+    assert again.args == direct.args
+    if with_env_from and expand_vars and "KUBERNETES_SERVICE_HOST" not in {e["name"] for e in env}:
+        assert again.as_dict()["KUBERNETES_SERVICE_HOST"] == "from-cm"
+    # an equal but hand-written list is explicit env, not a block
+    assert link_block([dict(e) for e in rewritten["spec"]["containers"][0]["env"]]) is None
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": st.sampled_from(["A", "KUBERNETES_SERVICE_HOST", "B"]),
+                "value": st.sampled_from(["$(KUBERNETES_SERVICE_HOST)", "v", "$$(A)"]),
+            }
+        ),
+        max_size=3,
+    ),
+    st.sampled_from(["10.96.0.1", "a$b"]),
+)
+def test_resolve_pod_with_link_block(env: list[dict[str, str]], ip: str) -> None:
+    """resolve_pod on a linked pod equals the kubelet merge, also when no rewrite is needed."""
+    services = [svc("kubernetes", "default", ip, [{"name": "https", "port": 443}])]
+    links = service_env(services, "ns")
+    pod = {"metadata": {"namespace": "ns"}, "spec": {"containers": [{"name": "c", "env": env}]}}
+    direct = resolve_env(pod, pod["spec"]["containers"][0], StaticSources(), service_env=links)
+    resolved = resolve_pod(add_service_links(pod, links), StaticSources()).pod
+    out = resolved["spec"]["containers"][0]["env"]
+    assert len({e["name"] for e in out}) == len(out)
+    assert {e["name"]: e["value"] for e in out} == direct.as_dict()
+
+
+def test_memoized_links_stay_recognized() -> None:
+    links = ServiceLinks(StaticServices([KUBERNETES]))
+    pod = {"metadata": {"namespace": "ns"}, "spec": {}}
+    first = links.links_for(pod)
+    for _ in range(5000):  # other link lists push the memoized one out of the registry
+        add_service_links(pod, {"X": "1"})
+    assert link_block(first) is None
+    assert links.links_for(pod) is first
+    block = link_block([*first, {"name": "A", "value": "b"}])
+    assert block is not None and block.entries is first

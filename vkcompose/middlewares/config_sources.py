@@ -50,6 +50,7 @@ import attrs
 
 from vkcompose.errors import InvalidInput
 from vkcompose.middlewares.events import EventSink
+from vkcompose.middlewares.service_links import link_block
 from vkcompose.ops import CreatePod, Op, UpdatePod
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import JSON, Pod
@@ -436,8 +437,13 @@ def resolve_env(
         entries: list[dict[str, Any]] = [
             {"name": k, "value": escape(v)} for k, v in services.items()
         ]
+        env_entries: Any = container.get("env") or ()
+        block = link_block(env_entries)
+        if block is not None:  # service links stay below envFrom
+            entries += block.entries
+            env_entries = env_entries[len(block.entries) :]
         entries += [{"name": k, "value": escape(v)} for k, v in from_env_from.items()]
-        for entry in container.get("env") or ():
+        for entry in env_entries:
             resolved = None if entry.get("value") else _from_source(entry, reader, cname)
             if resolved is None:
                 entries.append(entry)
@@ -469,7 +475,20 @@ def resolve_env(
             return value
         return services.get(name)
 
-    for entry in container.get("env") or ():
+    env: Any = container.get("env") or ()
+    block = link_block(env)
+    if block is not None:
+        # the service-link entries ServiceLinks prepended, in one step: the lowest priority
+        # (envFrom wins over them), referable by $(VAR), overridden by the env entries below
+        env = env[len(block.entries) :]
+        if from_env_from and not block.names.isdisjoint(from_env_from):
+            for link_name, link_entry in block.final.items():
+                if link_name not in from_env_from:
+                    out[link_name] = link_entry
+        else:  # (``secret`` holds envFrom names only so far: nothing to discard)
+            out.update(block.final)
+
+    for entry in env:
         name = entry["name"]
         literal = entry.get("value")
         if literal:
@@ -528,13 +547,20 @@ def resolve_env(
 def _needs_work(container: Mapping[str, Any], expand_vars: bool, has_services: bool) -> bool:
     if container.get("envFrom"):
         return True
-    env = container.get("env") or ()
+    env: Any = container.get("env") or ()
+    block = link_block(env)
+    if block is not None:  # prepended service links: no references, literal values
+        env = env[len(block.entries) :]
     for entry in env:
         if entry.get("valueFrom") and not entry.get("value"):
             return True
     if not expand_vars:
         return has_services
     if has_services:
+        return True
+    if block is not None and (
+        block.escaped or not block.names.isdisjoint([entry["name"] for entry in env])
+    ):
         return True
     if any("$" in (entry.get("value") or "") for entry in env):
         return True

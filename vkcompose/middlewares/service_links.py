@@ -25,7 +25,7 @@ Then the :class:`ServiceLinks` middleware, reading services through a :class:`Se
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -124,8 +124,66 @@ def add_service_links(pod: Pod, env: Mapping[str, str]) -> Pod:
 
 
 def link_entries(env: Mapping[str, str]) -> list[dict[str, str]]:
-    """The service variables as escaped ``env`` entries (what :func:`add_service_links` adds)."""
-    return [{"name": k, "value": escape(v)} for k, v in env.items()]
+    """The service variables as escaped ``env`` entries (what :func:`add_service_links` adds).
+
+    The list is remembered as a :class:`LinkBlock`, so that
+    :func:`~vkcompose.middlewares.config_sources.resolve_env` recognizes it at the head of a
+    container's ``env`` (see :func:`link_block`) and handles it in one step. The entries must
+    not be modified.
+    """
+    entries = [{"name": k, "value": escape(v)} for k, v in env.items()]
+    if entries:
+        _register(LinkBlock(entries, dict(env)))
+    return entries
+
+
+class LinkBlock:
+    """A list of service-link ``env`` entries made by :func:`link_entries`.
+
+    ``entries`` are the escaped entries, ``values`` the unescaped values by name, ``final``
+    the entries as they read after ``$(VAR)`` expansion (the same dicts where escaping changed
+    nothing), ``names`` the variable names and ``escaped`` whether any value holds a ``$``.
+    """
+
+    __slots__ = ("entries", "escaped", "final", "names", "values")
+
+    def __init__(self, entries: list[dict[str, str]], values: dict[str, str]) -> None:
+        self.entries = entries
+        self.values = values
+        self.names = frozenset(values)
+        self.escaped = any("$" in v for v in values.values())
+        self.final = {
+            e["name"]: e if "$" not in e["value"] else {"name": e["name"], "value": values[k]}
+            for e, k in zip(entries, values, strict=True)
+        }
+
+
+_BLOCKS: dict[int, LinkBlock] = {}
+"""``id`` of a block's first entry → the block (the block keeps the entry, so ids stay valid)."""
+_BLOCKS_LIMIT = 4096
+
+
+def _register(block: LinkBlock) -> None:
+    key = id(block.entries[0])
+    if _BLOCKS.get(key) is block:
+        return
+    if len(_BLOCKS) >= _BLOCKS_LIMIT:
+        del _BLOCKS[next(iter(_BLOCKS))]  # the oldest
+    _BLOCKS[key] = block
+
+
+def link_block(env: Sequence[Any]) -> LinkBlock | None:
+    """The :class:`LinkBlock` ``env`` starts with (as :func:`add_service_links` made it), if any."""
+    if not env or type(env) is not list:
+        return None
+    block = _BLOCKS.get(id(env[0]))
+    if block is None or block.entries[0] is not env[0]:
+        return None
+    n = len(block.entries)
+    # list equality checks identity first: a C-speed walk when the entries are the block's own
+    if len(env) < n or env[:n] != block.entries:
+        return None
+    return block
 
 
 def _prepend(pod: Pod, links: list[dict[str, str]]) -> Pod:
@@ -203,7 +261,10 @@ class ServiceLinks:
 
     def __init__(self, services: ServiceReader) -> None:
         self.services = services
-        self._memo: dict[tuple[str, bool], tuple[object, list[dict[str, str]]]] = {}
+        # (namespace, enabled) -> (generation, entries, their block, kept registered)
+        self._memo: dict[
+            tuple[str, bool], tuple[object, list[dict[str, str]], LinkBlock | None]
+        ] = {}
 
     def links_for(self, pod: Pod) -> list[dict[str, str]]:
         """The escaped service-variable entries for ``pod``.
@@ -217,6 +278,9 @@ class ServiceLinks:
         if generation is not None:
             hit = self._memo.get(key)
             if hit is not None and hit[0] == generation:
+                block = hit[2]
+                if block is not None and _BLOCKS.get(id(block.entries[0])) is not block:
+                    _register(block)
                 return hit[1]
         env = service_env(
             services_for_pod(self.services, pod), namespace, enable_service_links=enabled
@@ -225,7 +289,7 @@ class ServiceLinks:
         if generation is not None:
             if len(self._memo) > 1024:
                 self._memo.clear()
-            self._memo[key] = (generation, links)
+            self._memo[key] = (generation, links, _BLOCKS.get(id(links[0])) if links else None)
         return links
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
@@ -239,11 +303,13 @@ class ServiceLinks:
 
 __all__ = [
     "MASTER_SERVICES",
+    "LinkBlock",
     "ServiceLinks",
     "ServiceReader",
     "StaticServices",
     "add_service_links",
     "env_name",
+    "link_block",
     "link_entries",
     "links_enabled",
     "service_env",
