@@ -229,9 +229,7 @@ def _bound(call: Dispatch, backend: object) -> Callable[[Any], Awaitable[Any]]:
 
 def supported_ops(backend: object) -> frozenset[type[ops.Op]]:
     """The op types ``backend`` can serve (those whose method it has)."""
-    return frozenset(
-        t for t, (name, _) in DISPATCH.items() if callable(getattr(backend, name, None))
-    )
+    return frozenset(dispatch_table(backend))
 
 
 __all__ = [

@@ -60,10 +60,10 @@ class Pipeline:
     def __init__(self, middlewares: Sequence[Middleware], backend: object) -> None:
         self.middlewares: tuple[Middleware, ...] = tuple(middlewares)
         self.backend = backend
-        self.supported: frozenset[type[Op]] = capabilities.supported_ops(backend)
         self._dispatch: dict[type[Op], Callable[[Op], Awaitable[Any]]] = (
             capabilities.dispatch_table(backend)
         )
+        self.supported: frozenset[type[Op]] = frozenset(self._dispatch)
         head: Handler = self._terminal
         for middleware in reversed(self.middlewares):
             head = _chain(middleware, head)
@@ -76,13 +76,16 @@ class Pipeline:
     def _terminal(self, op: Op, /) -> Awaitable[Any]:
         call = self._dispatch.get(type(op))
         if call is None:
-            raise Unsupported(f"backend {type(self.backend).__name__} does not support {op.kind}")
+            raise self._unsupported(op)
         return call(op)
 
     async def __call__(self, op: Op, /) -> Any:
         if type(op) not in self.supported:
-            raise Unsupported(f"backend {type(self.backend).__name__} does not support {op.kind}")
+            raise self._unsupported(op)
         return await self._head(op)
+
+    def _unsupported(self, op: Op) -> Unsupported:
+        return Unsupported(f"backend {type(self.backend).__name__} does not support {op.kind}")
 
     def __repr__(self) -> str:
         names = ", ".join(type(m).__name__ for m in self.middlewares)

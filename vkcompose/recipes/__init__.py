@@ -48,15 +48,17 @@ class RecipeError(Exception):
     """A recipe could not be found, imported or run; the message says which and why."""
 
 
+def _builtin_names() -> set[str]:
+    return {i.name for i in pkgutil.iter_modules(__path__) if not i.name.startswith("_")}
+
+
 def builtin_recipes() -> dict[str, str]:
     """Built-in recipe names and their one-line descriptions."""
     found: dict[str, str] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for name in sorted(_builtin_names()):
+        module = importlib.import_module(f"{__name__}.{name}")
         doc = (module.__doc__ or "").strip().splitlines()
-        found[info.name] = doc[0] if doc else ""
+        found[name] = doc[0] if doc else ""
     return found
 
 
@@ -83,8 +85,9 @@ def load_recipe(ref: str) -> Recipe:
     if looks_like_path:
         module = _import_path(Path(ref))
     else:
-        if ref.startswith("_") or ref not in builtin_recipes():
-            known = ", ".join(sorted(builtin_recipes()))
+        names = _builtin_names()
+        if ref not in names:
+            known = ", ".join(sorted(names))
             raise RecipeError(f"no built-in recipe named {ref!r} (built-in recipes: {known})")
         module = importlib.import_module(f"{__name__}.{ref}")
     function = getattr(module, "recipe", None)
