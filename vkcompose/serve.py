@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import logging
 import signal
 import socket
@@ -297,27 +298,15 @@ async def local_cluster(
         client = await server.api_client()
         try:
             async with anyio.create_task_group() as tg:
-                await tg.start(_start_node, node, client, embedded_kubelet(server))
+                await tg.start(
+                    functools.partial(
+                        run_virtual_node, node, api_client=client, kubelet=embedded_kubelet(server)
+                    )
+                )
                 yield server
                 tg.cancel_scope.cancel()
         finally:
             await client.close()
-
-
-async def _start_node(
-    node: VirtualNode,
-    client: Any,
-    kubelet: KubeletHook,
-    *,
-    task_status: anyio.abc.TaskStatus[None],
-) -> None:
-    async with anyio.create_task_group() as tg:
-        await tg.start(
-            lambda task_status: run_virtual_node(
-                node, api_client=client, kubelet=kubelet, task_status=task_status
-            )
-        )
-        task_status.started()
 
 
 __all__ = [
