@@ -176,11 +176,6 @@ class RecipeResult:
     interrupted: bool = False
     incomplete: list[str] = attrs.field(factory=list)
 
-    @property
-    def pods_handled(self) -> int:
-        """Pods created (churned replacements included)."""
-        return self.created
-
     def add_timings(self, recorder: TimingRecorder) -> None:
         """Add a round's pipeline timings."""
         for timing in recorder.stats():
