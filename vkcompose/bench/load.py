@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -200,10 +200,9 @@ class PodTracker:
             await self._changed.wait()
 
     # -- results ------------------------------------------------------------------------------
-    def create_to_running(self, names: Iterable[str] | None = None) -> list[float]:
-        """Create→Running latencies (seconds) of ``names`` (default: every pod)."""
-        picked = self.running if names is None else {n: self.running[n] for n in names}
-        return [t - self.created[n] for n, t in picked.items() if n in self.created]
+    def create_to_running(self) -> list[float]:
+        """Create→Running latencies (seconds) of every pod seen Running."""
+        return [t - self.created[n] for n, t in self.running.items() if n in self.created]
 
     def delete_to_gone(self) -> list[float]:
         """Delete→gone latencies (seconds) of every deleted pod seen gone."""
