@@ -237,17 +237,30 @@ def _key_payload(
     return payload
 
 
+def _fetch(
+    pod: Pod,
+    volume: str,
+    what: str,
+    name: str,
+    optional: bool,
+    get: Callable[[str, str], JSON | None],
+) -> JSON:
+    """The pod's ConfigMap/Secret ``name`` via ``get``; empty if missing and ``optional``."""
+    namespace = (pod.get("metadata") or {}).get("namespace") or ""
+    obj = get(namespace, name)
+    if obj is None:
+        if not optional:
+            raise VolumeMountError(volume, f'{what} "{name}" not found')
+        obj = {}
+    return obj
+
+
 def _configmap_payload(
     pod: Pod, volume: str, src: Mapping[str, Any], sources: SyncSourceReader, default_mode: int
 ) -> dict[str, FileSpec]:
     name = src.get("name") or ""
     optional = bool(src.get("optional"))
-    namespace = (pod.get("metadata") or {}).get("namespace") or ""
-    configmap = sources.get_configmap(namespace, name)
-    if configmap is None:
-        if not optional:
-            raise VolumeMountError(volume, f'configmap "{name}" not found')
-        configmap = {}
+    configmap = _fetch(pod, volume, "configmap", name, optional, sources.get_configmap)
     data = _configmap_data(volume, name, configmap)
     return _key_payload(
         volume,
@@ -269,12 +282,7 @@ def _secret_payload(
 ) -> dict[str, FileSpec]:
     name = src.get(name_field) or ""
     optional = bool(src.get("optional"))
-    namespace = (pod.get("metadata") or {}).get("namespace") or ""
-    secret = sources.get_secret(namespace, name)
-    if secret is None:
-        if not optional:
-            raise VolumeMountError(volume, f'secret "{name}" not found')
-        secret = {}
+    secret = _fetch(pod, volume, "secret", name, optional, sources.get_secret)
     data = _decode_secret(volume, name, secret)
     return _key_payload(
         volume,
