@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -99,6 +100,16 @@ def share_dir(pod: dict[str, Any], backend: ProcessBackend, host_dir: Any) -> st
     for c in [*spec.get("initContainers", []), *spec["containers"]]:
         c.setdefault("volumeMounts", []).append({"name": "shared", "mountPath": "/shared"})
     return "/shared"
+
+
+def config_dir(parent: Path) -> Path:
+    """A volume directory ``parent/config`` with ``app.conf`` (``answer=42``) and
+    ``nested/item`` (``deep``)."""
+    config = parent / "config"
+    (config / "nested").mkdir(parents=True)
+    (config / "app.conf").write_text("answer=42\n")
+    (config / "nested" / "item").write_text("deep\n")
+    return config
 
 
 def exists(path: Any) -> bool:

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import anyio
 import pytest
-from processkit import container, exists, listdir, make_pod, phase_is, sh, share_dir, wait_for
+from processkit import (
+    config_dir,
+    container,
+    exists,
+    listdir,
+    make_pod,
+    phase_is,
+    sh,
+    share_dir,
+    wait_for,
+)
 
 from vkcompose.backends.process import ProcessBackend
 from vkcompose.backends.process.sandbox import bwrap_problem
@@ -32,11 +42,7 @@ def backend(make_backend: Callable[..., ProcessBackend]) -> ProcessBackend:
 async def test_volumes_at_mount_path_without_touching_host(
     backend: ProcessBackend, tmp_path: Path
 ) -> None:
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "app.conf").write_text("answer=42\n")
-    (config / "nested").mkdir()
-    (config / "nested" / "item").write_text("deep\n")
+    config = config_dir(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
     nested_path = "/etc/vkcompose-bwrap-test/config"  # parent missing on the host

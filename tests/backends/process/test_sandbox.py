@@ -7,7 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
-from processkit import container, exists, listdir, make_pod, phase_is, sh, share_dir, wait_for
+from processkit import (
+    config_dir,
+    container,
+    exists,
+    listdir,
+    make_pod,
+    phase_is,
+    sh,
+    share_dir,
+    wait_for,
+)
 
 from vkcompose.backends.process import ProcessBackend
 
@@ -25,11 +35,7 @@ def backend(backend: ProcessBackend) -> ProcessBackend:
 async def test_volumes_at_mount_path_without_touching_host(
     backend: ProcessBackend, tmp_path: Path
 ) -> None:
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "app.conf").write_text("answer=42\n")
-    (config / "nested").mkdir()
-    (config / "nested" / "item").write_text("deep\n")
+    config = config_dir(tmp_path)
     mount_path = "/etc/vkcompose-test-config"
     script = (
         f"cat {mount_path}/app.conf > /shared/seen; "
