@@ -125,7 +125,7 @@ class MemoryBackend:
     # -- lifecycle of the backend itself -------------------------------------------------
 
     async def __aenter__(self) -> MemoryBackend:
-        self._runner = asyncio.get_running_loop().create_task(self.run())
+        self._ensure_running()
         return self
 
     async def __aexit__(
