@@ -40,7 +40,7 @@ class AnyioClock:
         if deadline is None:
             await wakeup.wait()
             return
-        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+        with anyio.move_on_at(deadline):
             await wakeup.wait()
 
 
