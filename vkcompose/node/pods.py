@@ -36,7 +36,7 @@ from anyio.abc import TaskGroup
 
 from vkcompose import ops
 from vkcompose.capabilities import SupportsNotify
-from vkcompose.errors import InvalidInput, NotFound, TemporaryError, Unsupported
+from vkcompose.errors import InvalidInput, NotFound, Unsupported
 from vkcompose.node import status as st
 from vkcompose.node.events import NORMAL, WARNING, EventRecorder, rfc3339
 from vkcompose.node.informer import Informer
@@ -720,9 +720,6 @@ class PodController:
             )
         except NotFound:
             state.backend_gone = True
-        except TemporaryError as exc:
-            self._delete_failed(key, state, pod, exc)
-            return
         except Exception as exc:
             self._delete_failed(key, state, pod, exc)
             return
