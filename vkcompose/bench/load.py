@@ -153,7 +153,7 @@ class PodTracker:
             self._awaiting_gone.add(name)
 
     def delete_failed(self, name: str, why: str) -> None:
-        """The API server refused the delete of ``name`` (a 404 counts as gone)."""
+        """The delete of ``name`` failed or was refused (a 404 included): it is not counted gone."""
         self.failed[name] = why
         self._awaiting_gone.discard(name)
         self._touch()

@@ -264,8 +264,7 @@ async def run_round(
         run_id = f"r{round_index}"
         async with embedded_apiserver(storage="memory", request_observer=counter.observe) as srv:
             node_client = await srv.api_client()
-            load_api = await srv.api_client()
-            load_api.configuration.connection_pool_maxsize = max(100, options.concurrency * 2)
+            load_api = await _load_client(srv.kubeconfig_path, max(100, options.concurrency * 2))
             load = LoadClient(load_api)
             try:
                 for plural, obj in fixtures():
@@ -525,3 +524,14 @@ async def run_benchmark(
                 stopper=stopper,
             )
     return results
+
+
+async def _load_client(kubeconfig: Path, pool_size: int) -> Any:
+    """A kubernetes_asyncio client whose connection pool fits the load's concurrency (the
+    pool size is fixed when the client is built, so it is set on the configuration first)."""
+    from kubernetes_asyncio import client, config
+
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
