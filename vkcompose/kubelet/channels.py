@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from vkcompose.ops import TerminalSize
+
 __all__ = [
     "BASE64_CHANNEL_PROTOCOL",
     "CHANNEL_PROTOCOL",
@@ -262,14 +264,6 @@ def decode_exit_status(payload: bytes) -> int:
 
 
 # --------------------------------------------------------------------------------- resize
-@dataclass(frozen=True, slots=True)
-class TerminalSize:
-    """A TTY size message (client-go ``TerminalSize``: ``{"Width": w, "Height": h}``)."""
-
-    width: int
-    height: int
-
-
 def encode_resize(size: TerminalSize) -> bytes:
     """JSON of one resize event, as client-go writes it."""
     return json.dumps({"Width": size.width, "Height": size.height}).encode()

@@ -83,7 +83,7 @@ async def _pump_resize(
         with contextlib.suppress(anyio.EndOfStream, ValueError, *_BROKEN):
             while True:
                 for size in decoder.feed(await source.receive()):
-                    await sink.send(TerminalSize(size.width, size.height))
+                    await sink.send(size)
 
 
 # ------------------------------------------------------------------------------------ SPDY
@@ -258,7 +258,7 @@ async def serve_websocket(
                         continue
                     for size in sizes:
                         with contextlib.suppress(anyio.WouldBlock):
-                            resize_tx.send_nowait(TerminalSize(size.width, size.height))
+                            resize_tx.send_nowait(size)
         except TimeoutError:
             log.info("exec: WebSocket session idle for too long")
         finally:
