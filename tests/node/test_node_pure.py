@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as stx
 
+from vkcompose.apiserver.patch import apply_strategic_merge_patch
 from vkcompose.node import status as st
 from vkcompose.node.heartbeat import node_conditions
 from vkcompose.node.plan import key_of, plan, update_fingerprint
@@ -235,10 +236,12 @@ STATUS_VALUES = stx.fixed_dictionaries(
 def test_status_patch_applied_reaches_desired(
     current: dict[str, object], desired: dict[str, object]
 ) -> None:
-    """Applying the patch (strategic semantics) gives the desired owned fields and conditions,
-    and keeps conditions of other types."""
+    """Applying the patch as the API server does (strategic merge) gives the desired owned
+    fields and conditions, and keeps conditions of other types."""
     patch = st.status_patch(current, desired)
-    result = st.apply_patch(current, patch or {})
+    result = apply_strategic_merge_patch({"status": current}, {"status": patch or {}}, "Pod")[
+        "status"
+    ]
     for field in st.OWNED_FIELDS:
         assert result.get(field) == desired.get(field)
     by_type = {c["type"]: c for c in result.get("conditions") or []}  # type: ignore[attr-defined]

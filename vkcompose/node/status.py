@@ -348,20 +348,3 @@ def _cond_key(c: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
     if c is None:
         return None
     return (c.get("status"), c.get("reason"), c.get("message"), c.get("lastTransitionTime"))
-
-
-def apply_patch(status: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> JSON:
-    """What the API's status becomes after ``patch`` (strategic semantics for conditions)."""
-    out: JSON = dict(status or {})
-    for k, v in patch.items():
-        if k == "conditions":
-            by_type = {c.get("type"): c for c in out.get("conditions") or []}
-            for c in v:
-                merged = {**by_type.get(c.get("type"), {}), **c}
-                by_type[c.get("type")] = {ck: cv for ck, cv in merged.items() if cv is not None}
-            out["conditions"] = list(by_type.values())
-        elif v is None:
-            out.pop(k, None)
-        else:
-            out[k] = v
-    return out
