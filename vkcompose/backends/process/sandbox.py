@@ -23,7 +23,6 @@ vkcompose.errors.InvalidInput: subPath '../etc/passwd' must be a relative path w
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from typing import Any
 import attrs
 
 from vkcompose.errors import InvalidInput
+from vkcompose.podspec.expansion import expand
 
 CONFIG_ERROR = "CreateContainerConfigError"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -51,21 +51,6 @@ class Mount:
     def to_json(self) -> dict[str, Any]:
         """The shim's representation."""
         return {"source": self.source, "target": self.target, "readOnly": self.read_only}
-
-
-_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
-
-
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """Expand ``$(VAR)`` from ``env`` (unknown references stay as written; ``$$`` → ``$``)."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name = m.group(1)
-        return env[name] if name in env else m.group(0)
-
-    return _VAR.sub(sub, value)
 
 
 def safe_join(base: str, sub_path: str) -> str:
