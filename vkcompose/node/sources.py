@@ -19,16 +19,12 @@ import anyio
 from vkcompose.node.cluster import ClusterBound
 from vkcompose.node.informer import Informer
 from vkcompose.node.kube import Kube, path_of
+from vkcompose.node.plan import key_of
 from vkcompose.podspec import JSON
 
 __all__ = ["ClusterSources"]
 
 _Key = tuple[str, str]
-
-
-def _key(obj: dict[str, Any]) -> _Key:
-    meta = obj.get("metadata") or {}
-    return (meta.get("namespace") or "default", meta.get("name") or "")
 
 
 class ClusterSources(ClusterBound):
@@ -53,13 +49,13 @@ class ClusterSources(ClusterBound):
         def on_list(items: list[JSON]) -> None:
             table.clear()
             for obj in items:
-                table[_key(obj)] = obj
+                table[key_of(obj)] = obj
 
         def on_event(etype: str, obj: JSON) -> None:
             if etype == "DELETED":
-                table.pop(_key(obj), None)
+                table.pop(key_of(obj), None)
             else:
-                table[_key(obj)] = obj
+                table[key_of(obj)] = obj
 
         return on_list, on_event
 
