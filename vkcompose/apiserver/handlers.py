@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from vkcompose.apiserver import discovery, errors, protobuf
+from vkcompose.apiserver import discovery, errors, protobuf, tables
 from vkcompose.apiserver.auth import ANONYMOUS, Authenticator, UserInfo, allowed, forbidden_message
 from vkcompose.apiserver.auth import user_from_peercert as _user_from_peercert
 from vkcompose.apiserver.errors import APIError
@@ -80,20 +79,9 @@ class _Target:
         self.watch_prefix = watch_prefix
 
 
-def _tables_available() -> bool:
-    try:
-        importlib.import_module("vkcompose.apiserver.tables")
-    except ImportError:  # pragma: no cover - until the tables module is installed
-        return False
-    return True
-
-
-_TABLES = _tables_available()
-
-
 def _wants_table(request: web.BaseRequest) -> bool:
     accept = request.headers.get("Accept", "")
-    return _TABLES and "as=Table" in accept
+    return "as=Table" in accept
 
 
 def _parse_bool(value: str | None) -> bool:
@@ -531,12 +519,10 @@ class APIHandler:
     def _table(
         self, request: web.BaseRequest, rt: ResourceType, objects: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        to_table = importlib.import_module("vkcompose.apiserver.tables").to_table
         include = request.query.get("includeObject") or "Metadata"
         if include not in ("None", "Metadata", "Object"):
             raise errors.bad_request(f"includeObject: unsupported value {include!r}")
-        table: dict[str, Any] = to_table(rt.kind, objects, include_object=include)
-        return table
+        return tables.to_table(rt.kind, objects, include_object=include)
 
     def _table_response(
         self,
