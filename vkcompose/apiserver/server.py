@@ -6,7 +6,6 @@ import asyncio
 import atexit
 import contextlib
 import datetime
-import importlib
 import logging
 import secrets
 import shutil
@@ -18,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vkcompose.apiserver import errors
+from vkcompose.apiserver import errors, validation
 from vkcompose.apiserver.auth import ADMIN, Authenticator, UserInfo
 from vkcompose.apiserver.handlers import APIHandler, Reviews
 from vkcompose.apiserver.pki import PKI, load_or_create_pki
@@ -49,23 +48,6 @@ def _load_pki(data_dir: Path | None) -> PKI:
         atexit.register(shutil.rmtree, shared, True)
         _PKI_CACHE["shared"] = load_or_create_pki(shared)
     return _PKI_CACHE["shared"]
-
-
-def _validator() -> Any:
-    try:
-        validation = importlib.import_module("vkcompose.apiserver.validation")
-    except ImportError:  # pragma: no cover - validation lands separately
-        return None
-
-    def validate(
-        kind: str, obj: dict[str, Any], old: dict[str, Any] | None
-    ) -> list[dict[str, str]]:
-        out = []
-        for cause in validation.validate(kind, obj, old):
-            out.append({"reason": cause.reason, "message": cause.message, "field": cause.field})
-        return out
-
-    return validate
 
 
 class APIServer:
@@ -145,7 +127,7 @@ class APIServer:
             self.storage,
             self.hub,
             self.table,
-            validate=_validator(),
+            validate=validation.validate_causes,
             token_volume=self.token_volume,
             root_ca_pem=self._ca_pem,
         )
