@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from vkcompose.apiserver import errors
+from vkcompose.apiserver import patch as patching
 from vkcompose.apiserver.defaults import (
     default_namespace,
     default_pod,
@@ -356,8 +357,6 @@ class Registry:
         subresource: str = "",
     ) -> Stored:
         """PATCH with a JSON merge, strategic merge or JSON patch."""
-        from vkcompose.apiserver import patch as patching
-
         kind = _PATCH_TYPES.get(content_type.split(";")[0].strip().lower())
         if kind is None or kind == "apply":
             raise errors.unsupported_media_type(content_type)
@@ -468,16 +467,14 @@ class Registry:
         if new == old:
             return cur
         new_meta = new["metadata"]
+        stored = self.storage.put(rt.key, namespace, new_meta["name"], new)
+        self._publish("MODIFIED", rt, namespace, stored, old)
         if (
             new_meta.get("deletionTimestamp")
             and not new_meta.get("finalizers")
             and not new_meta.get("deletionGracePeriodSeconds")
         ):
-            stored = self.storage.put(rt.key, namespace, new_meta["name"], new)
-            self._publish("MODIFIED", rt, namespace, stored, old)
             return self._remove(rt, namespace, stored)
-        stored = self.storage.put(rt.key, namespace, new_meta["name"], new)
-        self._publish("MODIFIED", rt, namespace, stored, old)
         return stored
 
     # ----------------------------------------------------------------- delete
