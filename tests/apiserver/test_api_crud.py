@@ -361,6 +361,30 @@ async def test_list_paging(api: Any) -> None:
     assert pages >= 3
 
 
+async def test_paging_across_namespaces_whose_names_share_a_prefix(api: Any) -> None:
+    # storage orders by (namespace, name): "a" < "a-b" even though "a/…" > "a-b/…" as strings
+    v1 = client.CoreV1Api(api)
+    for ns in ("pg", "pg-b"):
+        await v1.create_namespace({"metadata": {"name": ns}})
+        await v1.create_namespaced_config_map(ns, cm("x"))
+    seen: list[tuple[str, str]] = []
+    token = None
+    while True:
+        kw: dict[str, Any] = {"limit": 1}
+        if token:
+            kw["_continue"] = token
+        lst = await v1.list_config_map_for_all_namespaces(**kw)
+        seen += [(i.metadata.namespace, i.metadata.name) for i in lst.items]
+        token = lst.metadata._continue
+        if not token:
+            break
+    assert [k for k in seen if k[0] in ("pg", "pg-b") and k[1] == "x"] == [
+        ("pg", "x"),
+        ("pg-b", "x"),
+    ]
+    assert len(seen) == len(set(seen))
+
+
 async def test_namespace_lifecycle(api: Any) -> None:
     v1 = client.CoreV1Api(api)
     await v1.create_namespace(

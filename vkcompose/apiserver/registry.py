@@ -199,7 +199,9 @@ class Registry:
         if continue_:
             start_rv, start = _decode_continue(continue_)
             rv = start_rv
-            items = [s for s in items if _obj_key(s.obj) > start]
+            namespace_, _, name_ = start.partition("/")
+            after = (namespace_, name_)  # compared as storage orders: (namespace, name)
+            items = [s for s in items if _position(s.obj) > after]
         if match is not None:
             items = [s for s in items if match(s.obj)]
         token = None
@@ -675,6 +677,11 @@ class Registry:
 
 def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _position(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace", ""), meta.get("name", ""))
 
 
 def _obj_key(obj: dict[str, Any]) -> str:
