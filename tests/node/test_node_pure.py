@@ -217,6 +217,18 @@ STATUS_VALUES = stx.fixed_dictionaries(
         "reason": stx.sampled_from(["ProviderFailed", "Evicted"]),
         "message": stx.text(max_size=5),
         "podIP": stx.sampled_from(["10.0.0.1", "10.0.0.2"]),
+        "podIPs": stx.lists(
+            stx.fixed_dictionaries({"ip": stx.sampled_from(["10.0.0.1", "10.0.0.2", "fd00::1"])}),
+            min_size=1,
+            max_size=2,
+            unique_by=lambda entry: entry["ip"],
+        ),
+        "hostIPs": stx.lists(
+            stx.fixed_dictionaries({"ip": stx.sampled_from(["192.168.0.1", "192.168.0.2"])}),
+            min_size=1,
+            max_size=2,
+            unique_by=lambda entry: entry["ip"],
+        ),
         "conditions": stx.lists(
             stx.fixed_dictionaries(
                 {

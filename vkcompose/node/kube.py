@@ -273,7 +273,7 @@ class Kube:
                     raise KubeError.from_body(status, data)
                 return orjson.loads(data) if data else None
             self.strategic_status_patch = False
-        return await self.patch(path, patch, content_type=MERGE_PATCH)
+        return await self.patch(path, _without_directives(patch), content_type=MERGE_PATCH)
 
     @contextlib.asynccontextmanager
     async def watch(
@@ -350,3 +350,21 @@ async def connect(
         k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     cfg.connection_pool_maxsize = pool_size
     return Kube(k8s_client.ApiClient(configuration=cfg), owned=True)
+
+
+def _without_directives(value: Any) -> Any:
+    """``value`` without strategic-merge ``$patch`` list items (a merge patch replaces lists
+    whole, which is what those directives asked for).
+
+    >>> _without_directives({"podIPs": [{"$patch": "replace"}, {"ip": "10.0.0.2"}]})
+    {'podIPs': [{'ip': '10.0.0.2'}]}
+    """
+    if isinstance(value, dict):
+        return {k: _without_directives(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [
+            _without_directives(v)
+            for v in value
+            if not (isinstance(v, dict) and set(v) == {"$patch"})
+        ]
+    return value

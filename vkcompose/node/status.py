@@ -300,6 +300,10 @@ def _image(spec: Mapping[str, Any], field: str, name: str) -> str:
     return ""
 
 
+_MERGED_BY_IP = frozenset({"podIPs", "hostIPs"})
+"""Status lists the API merges by ``ip`` (``patchStrategy:"merge"`` upstream)."""
+
+
 def status_patch(
     current: Mapping[str, Any] | None, desired: Mapping[str, Any], *, strategic: bool = True
 ) -> JSON | None:
@@ -324,7 +328,11 @@ def status_patch(
             if have is not None:
                 patch[field] = None
         elif want != have:
-            patch[field] = want
+            if strategic and field in _MERGED_BY_IP and want:
+                # the server merges these lists by ``ip``: replace them, or old IPs would stay
+                patch[field] = [{"$patch": "replace"}, *want]
+            else:
+                patch[field] = want
     want_conds = list(desired.get("conditions") or [])
     have_conds = {c.get("type"): c for c in cur.get("conditions") or []}
     changed = [c for c in want_conds if _cond_key(have_conds.get(c.get("type"))) != _cond_key(c)]
