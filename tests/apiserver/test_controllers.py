@@ -142,6 +142,38 @@ async def test_pods_allocatable_is_respected(core: client.CoreV1Api) -> None:
     assert sorted(map(str, nodes)) == ["None", "small"]
 
 
+@pytest.mark.parametrize("leave", ["succeed", "delete"])
+async def test_room_freed_on_a_full_node_binds_the_waiting_pod(
+    core: client.CoreV1Api, leave: str
+) -> None:
+    await make_node(core, node_body("one", pods="1"))
+    await core.create_namespaced_pod("default", pod_body("first"))
+
+    async def node_of(name: str) -> str | None:
+        return (await core.read_namespaced_pod(name, "default")).spec.node_name  # type: ignore[no-any-return]
+
+    assert await eventually(lambda: node_of("first")) == "one"
+    await core.create_namespaced_pod("default", pod_body("second"))
+
+    async def too_many() -> bool:
+        pod = await core.read_namespaced_pod("second", "default")
+        found = [c for c in pod.status.conditions or [] if c.type == "PodScheduled"]
+        return bool(found) and "Too many pods" in (found[0].message or "")
+
+    assert await eventually(too_many)
+    if leave == "succeed":
+        await core.patch_namespaced_pod_status(
+            "first", "default", {"status": {"phase": "Succeeded"}}
+        )
+    else:
+        await core.delete_namespaced_pod("first", "default", grace_period_seconds=0)
+    assert await eventually(lambda: node_of("second")) == "one"
+    # the node is full again: a third pod waits
+    await core.create_namespaced_pod("default", pod_body("third"))
+    await anyio.sleep(0.5)
+    assert await node_of("third") is None
+
+
 async def test_silent_node_becomes_unknown_and_tainted_then_recovers(
     core: client.CoreV1Api,
 ) -> None:

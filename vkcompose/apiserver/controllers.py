@@ -27,6 +27,7 @@ from typing import Any
 from vkcompose.apiserver.errors import APIError
 from vkcompose.apiserver.registry import Registry, timestamp
 from vkcompose.apiserver.resources import ResourceType
+from vkcompose.apiserver.watch import Subscription
 from vkcompose.podspec.quantity import parse_quantity
 from vkcompose.podspec.selectors import (
     node_selector_terms_match,
@@ -155,36 +156,130 @@ class _Loop:
         raise NotImplementedError
 
 
+def _pending(pod: Mapping[str, Any]) -> bool:
+    """Unbound, for the default scheduler, not being deleted and still Pending."""
+    spec = pod.get("spec") or {}
+    return (
+        not spec.get("nodeName")
+        and spec.get("schedulerName", "default-scheduler") == "default-scheduler"
+        and not (pod.get("metadata") or {}).get("deletionTimestamp")
+        and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
+    )
+
+
+def _occupies(pod: Mapping[str, Any] | None) -> str | None:
+    """The node a bound, non-terminal pod counts against."""
+    if pod is None:
+        return None
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    return str(node)
+
+
 class Binder(_Loop):
-    """Binds pending pods to nodes (see the module docstring)."""
+    """Binds pending pods to nodes (see the module docstring).
+
+    The pending pods and each node's pod count are kept up to date from the watch hub's
+    events (a full list only at start and when the subscription overflowed), so a step costs
+    the changes since the last one, not a pass over every pod.
+    """
 
     interval = 5.0
 
-    def step(self) -> None:
-        """Try to bind every unbound pod."""
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        self._pods_sub: Subscription | None = None
+        self._nodes_sub: Subscription | None = None
+        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self._load: Counter[str] = Counter()
+        self._last_full = 0.0
+
+    async def stop(self) -> None:
+        """Stop the loop and drop the subscriptions."""
+        await super().stop()
+        for sub in (self._pods_sub, self._nodes_sub):
+            if sub is not None:
+                sub.close()
+        self._pods_sub = self._nodes_sub = None
+
+    def _relist(self) -> None:
+        for sub in (self._pods_sub, self._nodes_sub):
+            if sub is not None:
+                sub.close()
         pods_rt = self._rt("pods")
-        nodes_rt = self._rt("nodes")
-        pods = [s.obj for s in self.registry.storage.list(pods_rt.key, None)]
-        pending = [
-            p
-            for p in pods
-            if not (p.get("spec") or {}).get("nodeName")
-            and (p.get("spec") or {}).get("schedulerName", "default-scheduler")
-            == "default-scheduler"
-            and not (p.get("metadata") or {}).get("deletionTimestamp")
-            and (p.get("status") or {}).get("phase", "Pending") == "Pending"
-        ]
-        if not pending:
+        hub = self.registry.hub
+        # subscribing and listing run without an await between them: nothing is missed
+        self._pods_sub = hub.subscribe(pods_rt.key, None, None)
+        self._nodes_sub = hub.subscribe(self._rt("nodes").key, None, None)
+        self._pending.clear()
+        self._load.clear()
+        for stored in self.registry.storage.list(pods_rt.key, None):
+            self._track(stored.obj, None, stored.obj)
+
+    def _track(self, new: dict[str, Any], old: dict[str, Any] | None, cur: Any) -> None:
+        meta = new.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        before, after = _occupies(old), _occupies(cur)
+        if before != after:
+            if before is not None:
+                self._load[before] -= 1
+                if self._load[before] <= 0:
+                    del self._load[before]
+            if after is not None:
+                self._load[after] += 1
+        if cur is not None and _pending(cur):
+            self._pending[key] = cur
+        else:
+            self._pending.pop(key, None)
+
+    def _drain(self) -> tuple[bool, set[tuple[str, str]]]:
+        """Apply the queued pod events: (whether a pod left a node, the keys now pending)."""
+        sub = self._pods_sub
+        assert sub is not None
+        freed = False
+        fresh: set[tuple[str, str]] = set()
+        while sub.queue:
+            event = sub.queue.popleft()
+            cur = None if event.type == "DELETED" else event.obj
+            if _occupies(event.prev) is not None and _occupies(cur) is None:
+                freed = True
+            self._track(event.obj, event.prev, cur)
+            if cur is not None and _pending(cur):
+                fresh.add((event.namespace, str(cur["metadata"].get("name", ""))))
+        return freed, fresh
+
+    def step(self) -> None:
+        """Bind the pods that became pending; retry the others when nodes changed, a pod
+        left a node, or every ``interval``."""
+        pods_sub, nodes_sub = self._pods_sub, self._nodes_sub
+        if pods_sub is None or nodes_sub is None or pods_sub.overflowed or nodes_sub.overflowed:
+            self._relist()
+            retry_all = True
+        else:
+            retry_all = bool(nodes_sub.queue)
+            nodes_sub.queue.clear()
+            freed, fresh = self._drain()
+            retry_all = retry_all or freed
+        now = asyncio.get_running_loop().time()
+        if retry_all or now - self._last_full >= self.interval:
+            self._last_full = now
+            todo = list(self._pending.values())
+        else:
+            todo = [self._pending[k] for k in fresh if k in self._pending]
+        if not todo:
             return
-        nodes = [s.obj for s in self.registry.storage.list(nodes_rt.key, None)]
-        load: Counter[str] = Counter(
-            str((p.get("spec") or {}).get("nodeName"))
-            for p in pods
-            if (p.get("spec") or {}).get("nodeName")
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-        )
-        for pod in sorted(pending, key=lambda p: p["metadata"].get("creationTimestamp", "")):
-            self._schedule(pod, nodes, load, pods_rt)
+        pods_rt = self._rt("pods")
+        nodes = [s.obj for s in self.registry.storage.list(self._rt("nodes").key, None)]
+        for pod in sorted(todo, key=lambda p: p["metadata"].get("creationTimestamp", "")):
+            self._schedule(pod, nodes, self._load, pods_rt)
+
+    def _account(self, node: str, load: Counter[str]) -> None:
+        """Account for a pod just bound to ``node`` (its MODIFIED event is already queued)."""
+        if self._pods_sub is not None and load is self._load:
+            self._drain()
+        else:
+            load[node] += 1
 
     def _schedule(
         self,
@@ -216,7 +311,7 @@ class Binder(_Loop):
                         "target": {"apiVersion": "v1", "kind": "Node", "name": chosen},
                     },
                 )
-                load[chosen] += 1
+                self._account(chosen, load)
                 return
             self._mark_unschedulable(pod, unschedulable_message(len(nodes), reasons), pods_rt)
         except APIError as error:  # the pod changed or went away meanwhile
