@@ -210,8 +210,8 @@ class Binder(_Loop):
         pods_rt = self._rt("pods")
         hub = self.registry.hub
         # subscribing and listing run without an await between them: nothing is missed
-        self._pods_sub = hub.subscribe(pods_rt.key, None, None)
-        self._nodes_sub = hub.subscribe(self._rt("nodes").key, None, None)
+        self._pods_sub = hub.subscribe(pods_rt.key, None, None, internal=True)
+        self._nodes_sub = hub.subscribe(self._rt("nodes").key, None, None, internal=True)
         self._pending.clear()
         self._load.clear()
         for stored in self.registry.storage.list(pods_rt.key, None):

@@ -45,8 +45,18 @@ class Expired(Exception):
 class Subscription:
     """A watcher's queue; ``closed`` is set when the hub drops a watcher that fell behind."""
 
-    def __init__(self, hub: WatchHub, resource: str, namespace: str | None, limit: int) -> None:
+    def __init__(
+        self,
+        hub: WatchHub,
+        resource: str,
+        namespace: str | None,
+        limit: int,
+        *,
+        internal: bool = False,
+    ) -> None:
         self._hub = hub
+        self.internal = internal
+        """An in-process consumer (a controller loop), not a client's watch."""
         self.resource = resource
         self.namespace = namespace
         self.queue: collections.deque[Event] = collections.deque()
@@ -111,12 +121,16 @@ class WatchHub:
         """The oldest resourceVersion a watch of ``resource`` may resume from."""
         return self._dropped.get(resource, 0)
 
-    def subscribe(self, resource: str, namespace: str | None, since: int | None) -> Subscription:
+    def subscribe(
+        self, resource: str, namespace: str | None, since: int | None, *, internal: bool = False
+    ) -> Subscription:
         """Subscribe; when ``since`` is given, queue the kept events newer than it first.
+
+        ``internal`` subscriptions (in-process controllers) are not counted as open watches.
 
         Raises :class:`Expired` when events after ``since`` were already dropped.
         """
-        sub = Subscription(self, resource, namespace, self.queue_limit)
+        sub = Subscription(self, resource, namespace, self.queue_limit, internal=internal)
         if since is not None:
             dropped = self._dropped.get(resource, 0)
             if since < dropped:
@@ -136,5 +150,5 @@ class WatchHub:
             subs.discard(sub)
 
     def watcher_count(self) -> int:
-        """Number of open watches."""
-        return sum(len(s) for s in self._subs.values())
+        """Number of open client watches (in-process subscriptions are not counted)."""
+        return sum(1 for subs in self._subs.values() for sub in subs if not sub.internal)
