@@ -19,6 +19,7 @@ from vkcompose.apiserver.errors import APIError
 from vkcompose.apiserver.registry import Matcher, Registry
 from vkcompose.apiserver.resources import ResourceTable, ResourceType
 from vkcompose.apiserver.watch import Event, Expired, Subscription, WatchHub
+from vkcompose.podspec import selectors
 
 __all__ = ["MAX_BODY", "APIHandler", "Reviews"]
 
@@ -370,8 +371,6 @@ class APIHandler:
         raise errors.method_not_allowed()
 
     def _matcher(self, rt: ResourceType, label_s: str, field_s: str) -> Matcher | None:
-        from vkcompose.podspec import selectors
-
         if not label_s and not field_s:
             return None
         try:
@@ -379,12 +378,12 @@ class APIHandler:
             fs = selectors.field_selector_for(rt.kind, field_s) if field_s else None
         except selectors.SelectorError as exc:
             raise errors.bad_request(f"unable to parse requirement: {exc}") from None
-        kind = rt.kind
+        fields = None if fs is None else field_matcher(rt.kind, fs)
 
         def match(obj: dict[str, Any]) -> bool:
             if ls is not None and not ls.matches((obj.get("metadata") or {}).get("labels") or {}):
                 return False
-            return fs is None or fs.matches(selectors.object_fields(kind, obj))
+            return fields is None or fields(obj)
 
         return match
 
@@ -819,6 +818,64 @@ class APIHandler:
 
 def _event_line(type_: str, obj: Any) -> bytes:
     return orjson.dumps({"type": type_, "object": obj}) + b"\n"
+
+
+_PLAIN_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
+    **{
+        (kind, f"{outer}.{inner}"): (outer, inner)
+        for kind in ("Pod", "ConfigMap", "Secret", "Service", "Event", "Endpoints", "Lease")
+        for outer, inner in (("metadata", "name"), ("metadata", "namespace"))
+    },
+    **{(kind, "metadata.name"): ("metadata", "name") for kind in ("Node", "Namespace")},
+    **{
+        ("Pod", f"{outer}.{inner}"): (outer, inner)
+        for outer, inner in (
+            ("spec", "nodeName"),
+            ("spec", "restartPolicy"),
+            ("spec", "schedulerName"),
+            ("spec", "serviceAccountName"),
+            ("status", "phase"),
+            ("status", "nominatedNodeName"),
+        )
+    },
+}
+"""Selectable fields that are the text of one value two levels deep (the watch fast path);
+the others are computed by :func:`~vkcompose.podspec.selectors.object_fields`."""
+
+
+def field_matcher(kind: str, fs: selectors.FieldSelector) -> Callable[[dict[str, Any]], bool]:
+    """``fs.matches(object_fields(kind, obj))`` as a function of ``obj``, reading only the
+    selected fields when each is a plain value at a fixed path (watch fan-out runs this for
+    every event and watcher).
+
+    >>> from vkcompose.podspec.selectors import parse_field_selector
+    >>> on_n1 = field_matcher("Pod", parse_field_selector("spec.nodeName=n1"))
+    >>> on_n1({"spec": {"nodeName": "n1"}}), on_n1({"spec": {}})
+    (True, False)
+    """
+    plain = [(_PLAIN_FIELDS.get((kind, f)), op == "=", v) for f, op, v in fs.requirements]
+    direct = [(path, eq, v) for path, eq, v in plain if path is not None]
+    if len(direct) < len(plain):
+        return lambda obj: fs.matches(selectors.object_fields(kind, obj))
+
+    def match(obj: dict[str, Any]) -> bool:
+        for (outer, inner), eq, value in direct:
+            got = obj.get(outer)
+            have = got.get(inner) if isinstance(got, dict) else None
+            if ((have if isinstance(have, str) else _field_text(have)) == value) != eq:
+                return False
+        return True
+
+    return match
+
+
+def _field_text(value: Any) -> str:
+    """A field value as field selectors compare it (missing is empty, booleans lowercase)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _filtered_type(event: Event, match: Matcher | None) -> str | None:
