@@ -507,3 +507,109 @@ def test_unchanged_literal_entries_are_shared_and_output_entries_are_plain() -> 
     assert got.env[0] is container["env"][3]  # passed through as is
     assert got.command == ["echo", "x", "y", "s"]
     assert pod == before
+
+
+# --- cross-pod reuse: cached resolution ≡ uncached -------------------------------------------
+
+cached_env_entries = st.lists(
+    st.one_of(
+        st.fixed_dictionaries({"name": names, "value": values}),
+        st.builds(
+            lambda n, k, o: {"name": n, "valueFrom": cm_ref("cm", k, optional=o)},
+            names,
+            st.sampled_from(["a", "b", "A"]),
+            st.booleans(),
+        ),
+        st.builds(
+            lambda n, k, o: {"name": n, "valueFrom": secret_ref("sec", k, optional=o)},
+            names,
+            st.sampled_from(["a", "b", "C"]),
+            st.booleans(),
+        ),
+    ),
+    max_size=5,
+)
+env_from_sources = st.lists(
+    st.builds(
+        lambda kind, prefix, optional: {
+            ("configMapRef" if kind == "cm" else "secretRef"): {"name": kind, "optional": optional},
+            "prefix": prefix,
+        },
+        st.sampled_from(["cm", "sec"]),
+        st.sampled_from(["", "P_", "1"]),
+        st.booleans(),
+    ),
+    max_size=3,
+)
+source_data = st.dictionaries(st.sampled_from(["a", "b", "A", "C", "bad key"]), values, max_size=4)
+pod_steps = st.tuples(st.just("pod"), cached_env_entries, env_from_sources, st.booleans())
+resolution_steps = st.lists(
+    st.one_of(
+        pod_steps,
+        pod_steps,
+        st.tuples(st.just("put"), st.sampled_from(["cm", "sec"]), source_data, st.booleans()),
+        st.tuples(st.just("delete"), st.sampled_from(["cm", "sec"])),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(resolution_steps)
+@pytest.mark.anyio
+async def test_middleware_with_reuse_equals_uncached_resolution(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    """Reusing converted sources and merged envFrom/service-link entries across pods never
+    changes a result, whatever the sources do in between (new versions, in-place changes,
+    deletions); the uncached pure core is the reference."""
+    from vkcompose.middlewares.service_links import add_service_links
+
+    seen: list[dict[str, Any]] = []
+
+    class Backend:
+        async def create_pod(self, pod: dict[str, Any]) -> None:
+            seen.append(pod)
+
+    store = StaticSources(
+        [
+            {**configmap("cm", {"a": "1", "A": "$(B)"}), "metadata": {"namespace": NS, "name": "cm",
+                                                                 "resourceVersion": "0"}},
+            {**secret("sec", {"a": "s", "C": "t"}), "metadata": {"namespace": NS, "name": "sec",
+                                                               "resourceVersion": "0"}},
+        ]
+    )  # fmt: skip
+    versions = 0
+    pipeline = compose(ResolveConfigSources(store, RecordingEvents()), backend=Backend())
+    links = {"SVC_SERVICE_HOST": "10.0.0.1", "A": "from-link", "D": "$(A)"}
+    for step in steps:
+        if step[0] == "put":
+            _, kind, data, in_place = step
+            versions += 1
+            current = store.get_configmap(NS, kind) if kind == "cm" else store.get_secret(NS, kind)
+            if in_place and current is not None:  # the same object, changed under a new version
+                fresh = configmap(kind, data) if kind == "cm" else secret(kind, data)
+                current["data"] = fresh["data"]
+                current["metadata"]["resourceVersion"] = str(versions)
+            else:
+                obj = configmap(kind, data) if kind == "cm" else secret(kind, data)
+                obj["metadata"]["resourceVersion"] = str(versions)
+                store.put(obj)
+            continue
+        if step[0] == "delete":
+            store.delete("ConfigMap" if step[1] == "cm" else "Secret", NS, step[1])
+            continue
+        _, env, env_from, with_links = step
+        container: dict[str, Any] = {"env": env, "envFrom": env_from, "args": ["$(A)", "$(C)"]}
+        pod = pod_with(container)
+        if with_links:
+            pod = add_service_links(pod, links)
+        try:
+            expected = resolve_pod(pod, store)
+        except ConfigError as e:
+            with pytest.raises(InvalidInput) as caught:
+                await pipeline(CreatePod(pod=pod))
+            assert str(caught.value) == str(e)
+            continue
+        await pipeline(CreatePod(pod=pod))
+        assert seen[-1] == expected.pod

@@ -386,3 +386,191 @@ async def test_learns_from_the_real_config_sources_middleware() -> None:
     assert SECRET in secrets and DB_SECRET in secrets
     assert PLAIN not in secrets
     assert secrets.redact_text(str(seen)).count(REDACTED) == 2
+
+
+# --- learning from what ResolveConfigSources reports ----------------------------------------
+
+
+def _report_sources() -> Any:
+    from vkcompose.middlewares.config_sources import StaticSources
+
+    return StaticSources(
+        [
+            {
+                "kind": "Secret",
+                "metadata": {"name": "creds", "namespace": "prod", "resourceVersion": "1"},
+                "stringData": {"pw": SECRET},
+            },
+            {
+                "kind": "Secret",
+                "metadata": {"name": "db", "namespace": "prod", "resourceVersion": "2"},
+                "stringData": {"PASSWORD": DB_SECRET},
+            },
+            {
+                "kind": "ConfigMap",
+                "metadata": {"name": "cfg", "namespace": "prod", "resourceVersion": "3"},
+                "data": {"HOST": PLAIN},
+            },
+        ]
+    )
+
+
+class _Recording:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    async def create_pod(self, pod: dict[str, Any]) -> None:
+        self.seen.append(pod)
+
+
+@pytest.mark.anyio
+async def test_learner_uses_the_resolver_report_values_expanded_from_secrets_included() -> None:
+    from vkcompose.middlewares.config_sources import ResolveConfigSources
+
+    pod = submitted_pod()
+    container = pod["spec"]["containers"][0]
+    container["env"].append({"name": "DSN", "value": "db://app:$(PASSWORD)@db"})
+    container["envFrom"].append({"configMapRef": {"name": "cfg"}, "prefix": "DB_"})
+    secrets = SecretRegistry(with_base64=False)
+    redaction = Redaction(secrets)
+    backend = _Recording()
+    pipeline = compose(
+        redaction, ResolveConfigSources(_report_sources()), redaction.learner(), backend=backend
+    )
+    await pipeline(CreatePod(pod=pod))
+    env = {e["name"]: e["value"] for e in backend.seen[0]["spec"]["containers"][0]["env"]}
+    assert env["DSN"] == f"db://app:{SECRET}@db" and env["DB_HOST"] == PLAIN
+    # exactly the values holding Secret data: the ConfigMap value sharing the secretRef's
+    # prefix is not over-redacted any more, the value built from a secret is learned whole
+    assert set(secrets._values) == {SECRET, DB_SECRET, env["DSN"]}
+    assert PLAIN in secrets.redact_text(str(backend.seen))
+    assert SECRET not in secrets.redact_text(str(backend.seen))
+
+
+@pytest.mark.anyio
+async def test_learner_falls_back_to_names_when_something_else_resolved_a_secret() -> None:
+    """A middleware between Redaction and the resolver that resolves a secretKeyRef itself:
+    the resolver's report does not cover that reference, so the learner learns by name."""
+    from vkcompose.middlewares.config_sources import ResolveConfigSources
+
+    async def early_resolver(op: Op, call_next: Handler) -> Any:
+        if isinstance(op, CreatePod):
+            container = op.pod["spec"]["containers"][0]
+            env = [
+                {"name": "PASSWORD", "value": SECRET} if e["name"] == "PASSWORD" else e
+                for e in container["env"]
+            ]
+            op = attrs.evolve(
+                op, pod={**op.pod, "spec": {"containers": [{**container, "env": env}]}}
+            )
+        return await call_next(op)
+
+    secrets = SecretRegistry(with_base64=False)
+    redaction = Redaction(secrets)
+    backend = _Recording()
+    pipeline = compose(
+        redaction,
+        early_resolver,
+        ResolveConfigSources(_report_sources()),
+        redaction.learner(),
+        backend=backend,
+    )
+    await pipeline(CreatePod(pod=submitted_pod()))
+    assert SECRET in secrets and DB_SECRET in secrets
+
+
+@pytest.mark.anyio
+async def test_learner_ignores_a_report_about_another_pod() -> None:
+    """A middleware after the resolver that rewrites the pod again: the report describes the
+    resolver's output, not what reaches the learner, so the learner learns by name."""
+    from vkcompose.middlewares.config_sources import ResolveConfigSources
+
+    async def late_rewriter(op: Op, call_next: Handler) -> Any:
+        if isinstance(op, CreatePod):
+            container = op.pod["spec"]["containers"][0]
+            env = [*container["env"], {"name": "PASSWORD", "value": "rotated-" + SECRET}]
+            op = attrs.evolve(
+                op, pod={**op.pod, "spec": {"containers": [{**container, "env": env}]}}
+            )
+        return await call_next(op)
+
+    secrets = SecretRegistry(with_base64=False)
+    redaction = Redaction(secrets)
+    pipeline = compose(
+        redaction,
+        ResolveConfigSources(_report_sources()),
+        late_rewriter,
+        redaction.learner(),
+        backend=_Recording(),
+    )
+    await pipeline(CreatePod(pod=submitted_pod()))
+    assert "rotated-" + SECRET in secrets  # learned by name from the pod that reached it
+
+
+secret_words = st.text(alphabet="QXZ#$", min_size=3, max_size=6).map(lambda s: "S" + s)
+plain_words = st.text(alphabet="abc-", max_size=5)
+
+
+@given(
+    env=st.lists(
+        st.tuples(
+            names,
+            st.sampled_from(["secret", "config", "plain", "ref"]),
+            st.sampled_from(["k1", "k2"]),
+            plain_words,
+        ),
+        max_size=6,
+    ),
+    prefixes=st.lists(st.sampled_from(["", "X_", "A"]), max_size=2),
+    config_prefix=st.sampled_from([None, "", "X_"]),
+    secret_data=st.fixed_dictionaries({"k1": secret_words, "k2": secret_words}),
+)
+@pytest.mark.anyio
+async def test_no_secret_value_survives_redaction_of_the_resolved_pod(
+    env: list[tuple[str, str, str, str]],
+    prefixes: list[str],
+    config_prefix: str | None,
+    secret_data: dict[str, str],
+) -> None:
+    """Whatever the pod does with Secret data (keys, envFrom with prefixes, $(VAR) references
+    to them in env and args), the learner registers enough that redacting the resolved pod
+    leaves none of it."""
+    from vkcompose.middlewares.config_sources import ResolveConfigSources, StaticSources
+
+    store = StaticSources(
+        [
+            {"kind": "Secret", "metadata": {"name": "s", "namespace": "prod",
+                                            "resourceVersion": "1"}, "stringData": secret_data},
+            {"kind": "ConfigMap", "metadata": {"name": "m", "namespace": "prod",
+                                               "resourceVersion": "1"},
+             "data": {"k1": "cfg-one", "k2": "cfg-two"}},
+        ]
+    )  # fmt: skip
+    entries: list[dict[str, Any]] = []
+    for name, kind, key, text in env:
+        if kind == "secret":
+            entries.append({"name": name, "valueFrom": {"secretKeyRef": {"name": "s", "key": key}}})
+        elif kind == "config":
+            entries.append(
+                {"name": name, "valueFrom": {"configMapKeyRef": {"name": "m", "key": key}}}
+            )
+        elif kind == "ref":
+            entries.append({"name": name, "value": f"{text}$(A)$(Xk1)$(k2)"})
+        else:
+            entries.append({"name": name, "value": text})
+    env_from: list[dict[str, Any]] = [{"secretRef": {"name": "s"}, "prefix": p} for p in prefixes]
+    if config_prefix is not None:
+        env_from.append({"configMapRef": {"name": "m"}, "prefix": config_prefix})
+    pod = {
+        "metadata": {"name": "web", "namespace": "prod"},
+        "spec": {"containers": [{"name": "app", "env": entries, "envFrom": env_from,
+                                 "args": ["$(A)", "$(B)", "$(k1)"]}]},
+    }  # fmt: skip
+    secrets = SecretRegistry(with_base64=False)
+    redaction = Redaction(secrets)
+    backend = _Recording()
+    pipeline = compose(redaction, ResolveConfigSources(store), redaction.learner(), backend=backend)
+    await pipeline(CreatePod(pod=pod))
+    clean = secrets.redact_text(str(backend.seen))
+    for value in secret_data.values():
+        assert value not in clean

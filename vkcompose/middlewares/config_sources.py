@@ -50,7 +50,8 @@ import attrs
 
 from vkcompose.errors import InvalidInput
 from vkcompose.middlewares.events import EventSink
-from vkcompose.middlewares.service_links import link_block
+from vkcompose.middlewares.secret_report import SECRET_REPORT, SecretReport
+from vkcompose.middlewares.service_links import LinkBlock, link_block
 from vkcompose.ops import CreatePod, Op, UpdatePod
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import JSON, Pod
@@ -201,6 +202,7 @@ class _SourceCache:
 
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str, str], _Data] = {}
+        self.bases = _BaseCache()
 
     def get(self, kind: str, namespace: str, name: str, obj: JSON) -> _Data | None:
         rv = (obj.get("metadata") or {}).get("resourceVersion")
@@ -331,35 +333,150 @@ def _is_downward(value_from: Mapping[str, Any]) -> bool:
     return value_from.get("fieldRef") is not None or value_from.get("resourceFieldRef") is not None
 
 
-def _env_from(
-    container: Mapping[str, Any], sources: _Sources, strict_names: bool
-) -> tuple[dict[str, str], set[str], list[SkippedKeys]]:
-    values: dict[str, str] = {}
-    secret: set[str] = set()
+_Part = tuple[dict[str, str], bool]
+"""One present ``envFrom`` source: its variables (prefixed, valid names) and whether it is a
+Secret."""
+
+
+def _env_from_parts(
+    container: Mapping[str, Any],
+    sources: _Sources,
+    strict_names: bool,
+    secret_prefixes: list[str],
+) -> tuple[list[_Part], list[SkippedKeys], bool]:
+    """The present ``envFrom`` sources in order, the invalid keys skipped, and whether every
+    source came from the cross-pod cache (so that its variables are shared objects).
+
+    The prefix of each ``secretRef`` is appended to ``secret_prefixes``.
+    """
+    parts: list[_Part] = []
     skipped: list[SkippedKeys] = []
+    stable = True
     for source in container.get("envFrom") or ():
-        prefix = str(source.get("prefix") or "")
-        if source.get("configMapRef") is not None:
-            ref, kind, from_secret = source["configMapRef"], "configMap", False
+        ref = source.get("configMapRef")
+        if ref is not None:
+            kind, from_secret = "configMap", False
             data = sources.configmap_data(str(ref.get("name") or ""), bool(ref.get("optional")))
-        elif source.get("secretRef") is not None:
-            ref, kind, from_secret = source["secretRef"], "secret", True
-            data = sources.secret_data(str(ref.get("name") or ""), bool(ref.get("optional")))
+            prefix = str(source.get("prefix") or "")
         else:
-            continue
+            ref = source.get("secretRef")
+            if ref is None:
+                continue
+            kind, from_secret = "secret", True
+            data = sources.secret_data(str(ref.get("name") or ""), bool(ref.get("optional")))
+            prefix = str(source.get("prefix") or "")
+            secret_prefixes.append(prefix)
         if data is None:
             continue
+        if not data.rv:
+            stable = False
         valid, invalid = data.expansion(prefix, strict_names)
+        parts.append((valid, from_secret))
+        if invalid:
+            skipped.append(
+                SkippedKeys(kind, sources.namespace, str(ref.get("name") or ""), invalid)
+            )
+    return parts, skipped, stable
+
+
+def _merge_env_from(parts: list[_Part]) -> tuple[dict[str, str], set[str]]:
+    """The ``envFrom`` variables (a later source overrides an earlier one) and those holding
+    Secret data."""
+    values: dict[str, str] = {}
+    secret: set[str] = set()
+    for valid, from_secret in parts:
         values.update(valid)
         if from_secret:
             secret.update(valid)
         elif secret:
             secret.difference_update(valid)
-        if invalid:
-            skipped.append(
-                SkippedKeys(kind, sources.namespace, str(ref.get("name") or ""), invalid)
-            )
-    return values, secret, skipped
+    return values, secret
+
+
+def _base(parts: list[_Part], block: LinkBlock | None) -> tuple[dict[str, Any], frozenset[str]]:
+    """The output entries before the container's own ``env``: ``envFrom`` variables, then the
+    service-link block (envFrom wins over it); and the names holding Secret data."""
+    from_env_from, secret = _merge_env_from(parts)
+    out: dict[str, Any] = {k: {"name": k, "value": v} for k, v in from_env_from.items()}
+    if block is not None:
+        if from_env_from and not block.names.isdisjoint(from_env_from):
+            for link_name, link_entry in block.final.items():
+                if link_name not in from_env_from:
+                    out[link_name] = link_entry
+        else:
+            out.update(block.final)
+    return out, frozenset(secret)
+
+
+class _BaseCache:
+    """:func:`_base` results reused across pods.
+
+    Keyed by the identity of the inputs — the cached ``envFrom`` variable dicts of sources
+    with a ``resourceVersion`` (replaced when the source changes) and the service-link block —
+    which each entry keeps alive, so an ``id`` in a key cannot be reused by another object
+    while the entry exists.
+    """
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self.entries: dict[
+            tuple[object, ...],
+            tuple[tuple[object, ...], dict[str, Any], frozenset[str]],
+        ] = {}
+
+    def get(
+        self, parts: list[_Part], block: LinkBlock | None
+    ) -> tuple[dict[str, Any], frozenset[str]]:
+        key: tuple[object, ...] = (id(block), *[(id(v), s) for v, s in parts])
+        hit = self.entries.get(key)
+        if hit is not None:
+            return hit[1], hit[2]
+        out, secret = _base(parts, block)
+        if len(self.entries) >= self.LIMIT:
+            self.entries.clear()
+        self.entries[key] = ((block, *[v for v, _ in parts]), out, secret)
+        return out, secret
+
+
+class _Container:
+    """One container's resolution, as :func:`_resolve_container` computes it.
+
+    Besides what :class:`ResolvedEnv` reports: ``secret_keys`` (names of the ``secretKeyRef``
+    entries resolved), ``secret_prefixes`` (of the ``envFrom`` ``secretRef`` sources) and
+    ``secret_values`` (the values put into ``env`` that hold Secret data, as written there).
+    """
+
+    __slots__ = (
+        "args",
+        "command",
+        "env",
+        "secret",
+        "secret_keys",
+        "secret_prefixes",
+        "secret_values",
+        "skipped",
+    )
+
+    def __init__(
+        self,
+        env: list[dict[str, Any]],
+        command: list[str] | None,
+        args: list[str] | None,
+        skipped: list[SkippedKeys],
+        secret: set[str] | frozenset[str],
+        secret_keys: list[str],
+        secret_prefixes: list[str],
+        secret_values: list[str],
+    ) -> None:
+        self.env = env
+        self.command = command
+        self.args = args
+        self.skipped = skipped
+        self.secret = secret
+        self.secret_keys = secret_keys
+        self.secret_prefixes = secret_prefixes
+        self.secret_values = secret_values
 
 
 def _from_source(
@@ -424,16 +541,51 @@ def resolve_env(
       env var name validation) instead of skipping invalid names.
     """
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-    cname = str(container.get("name") or "")
     reader = (
         sources
         if isinstance(sources, _Sources) and sources.namespace == namespace
         else _Sources(sources, namespace)
     )
-    from_env_from, secret, skipped = _env_from(container, reader, strict_names)
-    services = dict(service_env or {})
+    got = _resolve_container(
+        container,
+        reader,
+        services=dict(service_env or {}),
+        expand_vars=expand_vars,
+        strict_names=strict_names,
+        bases=None,
+    )
+    return ResolvedEnv(
+        env=got.env,
+        command=got.command,
+        args=got.args,
+        skipped=tuple(got.skipped),
+        secret_names=frozenset(got.secret),
+    )
+
+
+def _resolve_container(
+    container: Mapping[str, Any],
+    reader: _Sources,
+    *,
+    services: Mapping[str, str],
+    expand_vars: bool,
+    strict_names: bool,
+    bases: _BaseCache | None,
+) -> _Container:
+    """:func:`resolve_env` for one container; ``bases`` reuses the ``envFrom`` + service-link
+    part of the result across pods."""
+    cname = str(container.get("name") or "")
+    secret_prefixes: list[str] = []
+    secret_keys: list[str] = []
+    parts, skipped, stable = _env_from_parts(container, reader, strict_names, secret_prefixes)
 
     if not expand_vars:
+        from_env_from, secret = _merge_env_from(parts)
+        # every value taken from a Secret, even one a later entry overrides: in pod-spec form
+        # the overridden entry stays in ``env``
+        secret_values = [
+            escape(value) for valid, from_secret in parts if from_secret for value in valid.values()
+        ]
         entries: list[dict[str, Any]] = [
             {"name": k, "value": escape(v)} for k, v in services.items()
         ]
@@ -448,22 +600,47 @@ def resolve_env(
             if resolved is None:
                 entries.append(entry)
                 secret.discard(entry["name"])
-            elif resolved[0] is not None:
-                entries.append({"name": entry["name"], "value": escape(resolved[0])})
+                continue
+            if resolved[1]:
+                secret_keys.append(entry["name"])
+            if resolved[0] is not None:
+                escaped = escape(resolved[0])
+                entries.append({"name": entry["name"], "value": escaped})
                 if resolved[1]:
                     secret.add(entry["name"])
+                    secret_values.append(escaped)
                 else:
                     secret.discard(entry["name"])
-        return ResolvedEnv(
-            env=entries,
-            command=list(container["command"]) if container.get("command") is not None else None,
-            args=list(container["args"]) if container.get("args") is not None else None,
-            skipped=tuple(skipped),
-            secret_names=frozenset(secret),
+        command, args = container.get("command"), container.get("args")
+        return _Container(
+            entries,
+            None if command is None else list(command),
+            None if args is None else list(args),
+            skipped,
+            secret,
+            secret_keys,
+            secret_prefixes,
+            secret_values,
         )
 
+    env: Any = container.get("env") or ()
+    block = link_block(env)
+    if block is not None:
+        # the service-link entries ServiceLinks prepended, in one step: the lowest priority
+        # (envFrom wins over them), referable by $(VAR), overridden by the env entries below
+        env = env[len(block.entries) :]
     # name -> output entry; literal entries without ``$`` are passed through as they are
-    out: dict[str, Any] = {k: {"name": k, "value": v} for k, v in from_env_from.items()}
+    out: dict[str, Any]
+    base_secret: frozenset[str]
+    if not parts:
+        out = {} if block is None else dict(block.final)
+        base_secret = frozenset()
+    elif bases is not None and stable:
+        shared, base_secret = bases.get(parts, block)
+        out = dict(shared)
+    else:
+        out, base_secret = _base(parts, block)
+    secret_set: set[str] = set(base_secret)
     out_get = out.get
     referenced: list[str] = []
 
@@ -475,39 +652,26 @@ def resolve_env(
             return value
         return services.get(name)
 
-    env: Any = container.get("env") or ()
-    block = link_block(env)
-    if block is not None:
-        # the service-link entries ServiceLinks prepended, in one step: the lowest priority
-        # (envFrom wins over them), referable by $(VAR), overridden by the env entries below
-        env = env[len(block.entries) :]
-        if from_env_from and not block.names.isdisjoint(from_env_from):
-            for link_name, link_entry in block.final.items():
-                if link_name not in from_env_from:
-                    out[link_name] = link_entry
-        else:  # (``secret`` holds envFrom names only so far: nothing to discard)
-            out.update(block.final)
-
     for entry in env:
         name = entry["name"]
         literal = entry.get("value")
         if literal:
             if "$" not in literal:  # the common case (service links, plain values): no expansion
                 out[name] = entry if len(entry) == 2 else {"name": name, "value": literal}
-                if secret:
-                    secret.discard(name)
+                if secret_set:
+                    secret_set.discard(name)
                 continue
             referenced.clear()
             out[name] = {"name": name, "value": expand(literal, lookup)}
-            if any(r in secret for r in referenced):
-                secret.add(name)
+            if any(r in secret_set for r in referenced):
+                secret_set.add(name)
             else:
-                secret.discard(name)
+                secret_set.discard(name)
             continue
         value_from = entry.get("valueFrom")
         if not value_from:
             out[name] = {"name": name, "value": ""}
-            secret.discard(name)
+            secret_set.discard(name)
             continue
         resolved = _from_source(entry, reader, cname)
         if resolved is None:
@@ -518,13 +682,15 @@ def resolve_env(
                 )
             raise ConfigError(f'container "{cname}": env {name}: unsupported valueFrom')
         value, from_secret = resolved
+        if from_secret:
+            secret_keys.append(name)
         if value is None:
             continue  # optional and missing: the variable stays unset
         out[name] = {"name": name, "value": value}
         if from_secret:
-            secret.add(name)
+            secret_set.add(name)
         else:
-            secret.discard(name)
+            secret_set.discard(name)
 
     for name, value in services.items():
         if name not in out:
@@ -534,13 +700,21 @@ def resolve_env(
         found = out_get(name)
         return None if found is None else found["value"]
 
+    held: list[str] = []  # the values holding Secret data, as they end up in ``env``
+    for name in secret_set:
+        found = out_get(name)
+        if found is not None and found["value"]:
+            held.append(found["value"])
     command, args = container.get("command"), container.get("args")
-    return ResolvedEnv(
-        env=list(out.values()),
-        command=None if command is None else [expand(word, final) for word in command],
-        args=None if args is None else [expand(word, final) for word in args],
-        skipped=tuple(skipped),
-        secret_names=frozenset(secret),
+    return _Container(
+        list(out.values()),
+        None if command is None else [expand(word, final) for word in command],
+        None if args is None else [expand(word, final) for word in args],
+        skipped,
+        secret_set,
+        secret_keys,
+        secret_prefixes,
+        held,
     )
 
 
@@ -597,7 +771,7 @@ def resolve_pod(
     with the input, which is never modified. Raises :class:`ConfigError` like
     :func:`resolve_env`.
     """
-    return _resolve_pod(
+    got = _resolve_pod(
         pod,
         sources,
         service_env=service_env,
@@ -605,6 +779,29 @@ def resolve_pod(
         strict_names=strict_names,
         cache=None,
     )
+    return ResolvedPod(got.pod, tuple(got.skipped), got.secret_names)
+
+
+class _PodResolution:
+    """What :func:`_resolve_pod` found: the pod, the skipped keys, the secret var names per
+    container, and for the redaction learner the Secret references resolved (per container
+    name) and the values holding Secret data."""
+
+    __slots__ = ("pod", "refs", "secret_names", "skipped", "values")
+
+    def __init__(
+        self,
+        pod: Pod,
+        skipped: list[SkippedKeys],
+        secret_names: dict[str, frozenset[str]],
+        refs: dict[str, tuple[frozenset[str], tuple[str, ...]]],
+        values: list[str],
+    ) -> None:
+        self.pod = pod
+        self.skipped = skipped
+        self.secret_names = secret_names
+        self.refs = refs
+        self.values = values
 
 
 def _resolve_pod(
@@ -615,14 +812,18 @@ def _resolve_pod(
     expand_vars: bool,
     strict_names: bool,
     cache: _SourceCache | None,
-) -> ResolvedPod:
+) -> _PodResolution:
     spec = pod.get("spec") or {}
     new_spec: dict[str, Any] | None = None
     skipped: list[SkippedKeys] = []
     secret_names: dict[str, frozenset[str]] = {}
-    has_services = bool(service_env)
+    refs: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+    values: list[str] = []
+    services = dict(service_env or {})
+    has_services = bool(services)
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
     reader = _Sources(sources, namespace, cache)  # one snapshot of each source per pod
+    bases = cache.bases if cache is not None else None
     for key in CONTAINER_LISTS:
         containers = spec.get(key)
         if not containers:
@@ -633,30 +834,43 @@ def _resolve_pod(
             if not _needs_work(c, expand_vars, has_services):
                 new_list.append(c)
                 continue
-            resolved = resolve_env(
-                pod,
+            got = _resolve_container(
                 c,
                 reader,
-                service_env=service_env,
+                services=services,
                 expand_vars=expand_vars,
                 strict_names=strict_names,
+                bases=bases,
             )
             new_c = {k: v for k, v in c.items() if k != "envFrom"}
-            new_c["env"] = resolved.env
-            if resolved.command is not None:
-                new_c["command"] = resolved.command
-            if resolved.args is not None:
-                new_c["args"] = resolved.args
+            new_c["env"] = got.env
+            if got.command is not None:
+                new_c["command"] = got.command
+            if got.args is not None:
+                new_c["args"] = got.args
             new_list.append(new_c)
             changed = True
-            skipped.extend(resolved.skipped)
-            if resolved.secret_names:
-                secret_names[str(c.get("name") or "")] = resolved.secret_names
+            if got.skipped:
+                skipped.extend(got.skipped)
+            cname = str(c.get("name") or "")
+            if got.secret:
+                secret_names[cname] = frozenset(got.secret)
+            if got.secret_keys or got.secret_prefixes:
+                seen = refs.get(cname)
+                if seen is None:
+                    refs[cname] = (frozenset(got.secret_keys), tuple(got.secret_prefixes))
+                else:  # (names are unique in a valid pod; be safe anyway)
+                    refs[cname] = (
+                        seen[0].union(got.secret_keys),
+                        (*seen[1], *got.secret_prefixes),
+                    )
+            if got.secret_values:
+                values.extend(got.secret_values)
         if changed:
             new_spec = new_spec if new_spec is not None else dict(spec)
             new_spec[key] = new_list
     new_pod = pod if new_spec is None else {**pod, "spec": new_spec}
-    return ResolvedPod(new_pod, tuple(skipped), secret_names)
+    return _PodResolution(new_pod, skipped, secret_names, refs, values)
 
 
 # --- the middleware ------------------------------------------------------------------------
@@ -672,9 +886,13 @@ class ResolveConfigSources:
     * Skipped ``envFrom`` keys are reported as ``InvalidEnvironmentVariableNames`` warning
       events through ``events`` when given.
     * ``expand_vars`` and ``strict_names`` as in :func:`resolve_env`.
+    * While the rest of the pipeline handles the op, the env values holding Secret data are
+      published as a :class:`~vkcompose.middlewares.secret_report.SecretReport` for
+      :class:`~vkcompose.middlewares.redaction.LearnSecrets`.
 
-    Converted source data (decoded Secrets, ``envFrom`` expansions) is reused across pods while
-    the reader returns the same object with the same ``resourceVersion``.
+    Converted source data (decoded Secrets, ``envFrom`` expansions, the merged ``envFrom`` and
+    service-link variables) is reused across pods while the reader returns the same object
+    with the same ``resourceVersion``.
     """
 
     def __init__(
@@ -713,9 +931,15 @@ class ResolveConfigSources:
                             reason=INVALID_NAMES_REASON,
                             message=skip.message,
                         )
-                if resolved.pod is op.pod:
+                if resolved.pod is not op.pod:
+                    op = attrs.evolve(op, pod=resolved.pod)
+                token = SECRET_REPORT.set(
+                    SecretReport(resolved.pod, resolved.refs, tuple(resolved.values))
+                )
+                try:
                     return await call_next(op)
-                return await call_next(attrs.evolve(op, pod=resolved.pod))
+                finally:
+                    SECRET_REPORT.reset(token)
             case _:
                 return await call_next(op)
 

@@ -54,6 +54,7 @@ from opentelemetry.trace import Link, Status
 
 from vkcompose.errors import VKComposeError
 from vkcompose.middlewares.retry.middleware import error_type
+from vkcompose.middlewares.secret_report import SECRET_REPORT, SecretRefs
 from vkcompose.ops import Op
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import Pod
@@ -178,6 +179,35 @@ def secret_env_refs(pod: Pod) -> dict[str, tuple[frozenset[str], tuple[str, ...]
         if names or prefixes:
             refs[container.get("name", "")] = (names, prefixes)
     return refs
+
+
+def refs_covered(pod: Pod, refs: SecretRefs) -> bool:
+    """Whether every Secret reference of ``pod`` (:func:`secret_env_refs`) is among ``refs``.
+
+    :class:`LearnSecrets` trusts a resolver's :class:`~vkcompose.middlewares.secret_report.
+    SecretReport` only when it covers every reference of the pod as submitted, i.e. when no
+    middleware between :class:`Redaction` and the resolver resolved one itself.
+    """
+    for container in _containers(pod):
+        seen: tuple[frozenset[str], tuple[str, ...]] | None = None
+        for entry in container.get("env") or ():
+            value_from = entry.get("valueFrom")
+            if value_from and value_from.get("secretKeyRef") and "name" in entry:
+                if seen is None:
+                    seen = refs.get(container.get("name", ""))
+                    if seen is None:
+                        return False
+                if entry["name"] not in seen[0]:
+                    return False
+        for source in container.get("envFrom") or ():
+            if source.get("secretRef"):
+                if seen is None:
+                    seen = refs.get(container.get("name", ""))
+                    if seen is None:
+                        return False
+                if (source.get("prefix") or "") not in seen[1]:
+                    return False
+    return True
 
 
 def learn_secrets(original: Pod, resolved: Pod, registry: SecretRegistry) -> int:
@@ -374,7 +404,13 @@ class LearnSecrets:
         if pod is not None:
             original = _ORIGINAL_POD.get()
             if original is not None and original is not pod:
-                learn_secrets(original, pod, self.registry)
+                report = SECRET_REPORT.get()
+                if report is not None and report.pod is pod and refs_covered(original, report.refs):
+                    add = self.registry.add
+                    for value in report.values:
+                        add(value)
+                else:
+                    learn_secrets(original, pod, self.registry)
         return await _call_redacted(op, call_next, self.registry)
 
     def __repr__(self) -> str:
@@ -535,5 +571,6 @@ __all__ = [
     "redact_exception",
     "redact_pod",
     "redact_span",
+    "refs_covered",
     "secret_env_refs",
 ]
