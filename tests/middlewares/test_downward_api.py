@@ -331,3 +331,84 @@ def test_volume_items_as_in_the_docs() -> None:
         volume_item_value(pod, {"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}})
     with pytest.raises(FieldPathError):
         volume_item_value(pod, {"path": "nothing"})
+
+
+downward_entries = st.lists(
+    st.one_of(
+        st.builds(
+            lambda n, p, v: {"name": n, "valueFrom": {"fieldRef": {"fieldPath": p, **v}}},
+            st.sampled_from(["A", "B"]),
+            st.sampled_from(
+                [
+                    "metadata.name",
+                    "status.podIP",
+                    "status.podIPs",
+                    "status.phase",
+                    "metadata.labels['app']",
+                    "spec.nodeName",
+                    "status.hostIP",
+                ]
+            ),
+            st.sampled_from([{}, {"apiVersion": "v1"}, {"apiVersion": "v2"}]),
+        ),
+        st.builds(
+            lambda n, r, c: resource(n, r, c),
+            st.sampled_from(["C", "D"]),
+            st.sampled_from(["limits.cpu", "requests.memory", "limits.gpu"]),
+            st.sampled_from(["", "first", "nobody"]),
+        ),
+        st.builds(lambda n: {"name": n, "value": "x$y"}, st.sampled_from(["A", "E"])),
+        st.just({"name": "F", "valueFrom": {"configMapKeyRef": {"name": "m", "key": "k"}}}),
+    ),
+    max_size=5,
+)
+
+
+@given(
+    first=downward_entries,
+    second=downward_entries,
+    init=downward_entries,
+    ips=st.sampled_from([(), ("10.0.0.5", "fd00::5")]),
+)
+@pytest.mark.anyio
+async def test_middleware_equals_the_pure_core_errors_and_ip_requests_included(
+    first: list[dict[str, Any]],
+    second: list[dict[str, Any]],
+    init: list[dict[str, Any]],
+    ips: tuple[str, ...],
+) -> None:
+    """The middleware (one pass, pod IPs asked only when needed, then filled in) gives what
+    resolve_downward gives with the IPs — the same pod, or the same first error — and asks
+    for IPs exactly when an entry refers to them."""
+    pod: dict[str, Any] = {
+        "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}},
+        "spec": {
+            "initContainers": [{"name": "init", "env": init}],
+            "containers": [
+                {"name": "first", "env": first, "resources": {"limits": {"cpu": "250m"}}},
+                {"name": "second", "env": second},
+            ],
+        },
+    }
+    before = copy.deepcopy(pod)
+    backend = IPBackend(ips) if ips else Backend()
+    pipeline = compose(DownwardAPI(), backend=backend)
+    if needs_pod_ips(pod) and not ips:
+        with pytest.raises(InvalidInput) as info:
+            await pipeline(CreatePod(pod=pod, node=NODE))
+        assert "status.podIP" in str(info.value)
+        return
+    try:
+        expected: dict[str, Any] | str = resolve_downward(pod, node=NODE, pod_ips=ips or None)
+    except FieldPathError as e:
+        expected = str(e)
+    try:
+        await pipeline(CreatePod(pod=pod, node=NODE))
+        got: dict[str, Any] | str = backend.created[0]
+    except InvalidInput as e:
+        got = str(e)
+        assert e.reason == "CreateContainerConfigError"
+    assert got == expected
+    assert pod == before
+    if ips:
+        assert isinstance(backend, IPBackend) and backend.asked == int(needs_pod_ips(pod))

@@ -196,3 +196,21 @@ def test_expand_accepts_dicts_mappings_functions_and_methods() -> None:
 
     for mapping in (env, MappingProxyType(env), function, Lookup().get, env.get):
         assert expand("$(A)-$(B)", mapping) == "x-$(B)"
+
+
+@given(
+    s=st.text(alphabet=st.sampled_from(list("$()AB_x")), max_size=30),
+    first=st.dictionaries(st.sampled_from(["A", "B", ""]), st.text(alphabet="$(a", max_size=3)),
+    second=st.dictionaries(st.sampled_from(["A", "B", ""]), st.text(alphabet="$(b", max_size=3)),
+)
+def test_a_string_compiled_once_expands_right_for_every_mapping(
+    s: str, first: dict[str, str], second: dict[str, str]
+) -> None:
+    """Compiled strings are cached by text alone: the second expansion (a cache hit, with
+    another mapping) is exact too."""
+    from vkcompose.podspec import expansion
+
+    expansion._COMPILED.clear()
+    assert expand(s, first) == _reference_expand(s, first)
+    assert expand(s, second) == _reference_expand(s, second)
+    assert expand(s, first.get) == _reference_expand(s, first)

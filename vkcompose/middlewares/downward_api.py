@@ -151,15 +151,7 @@ def _resolve_env(
             continue
         try:
             if field_ref is not None:
-                path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
-                key = (path, version)
-                cacheable = type(path) is str and (version is None or type(version) is str)
-                value = memo.get(key) if cacheable else None
-                if value is None:
-                    value = _env_field_value(pod, field_ref, node, pod_ips)
-                    value = escape(value) if escape_values else value
-                    if cacheable:
-                        memo[key] = value
+                value = _field_ref_value(pod, field_ref, node, pod_ips, escape_values, memo)
             else:
                 rf = ref["resourceFieldRef"]
                 target: str | Mapping[str, Any] = rf.get("containerName") or container
@@ -169,9 +161,7 @@ def _resolve_env(
                 if escape_values:
                     value = escape(value)
         except FieldPathError as e:
-            raise FieldPathError(
-                f'container "{container.get("name")}": env {entry.get("name")}: {e}'
-            ) from None
+            raise _wrap(e, container, entry) from None
         out.append({"name": entry["name"], "value": value})
     return out
 
@@ -196,10 +186,8 @@ def _resolve_downward(
     node: NodeInfo | None,
     pod_ips: Sequence[str] | None,
     escape_values: bool,
-    marked: set[int] | None = None,
 ) -> Pod:
-    """:func:`resolve_downward`; ``marked`` holds the ``id`` of the containers with downward
-    env when a scan already found them (see :func:`_scan`)."""
+    """:func:`resolve_downward`."""
     spec = pod.get("spec") or {}
     new_spec: dict[str, Any] | None = None
     memo: dict[tuple[Any, Any], str] = {}
@@ -210,11 +198,7 @@ def _resolve_downward(
         changed = False
         new_list = []
         for c in containers:
-            if (
-                id(c) in marked
-                if marked is not None
-                else any(_downward_ref(e) is not None for e in c.get("env") or ())
-            ):
+            if any(_downward_ref(e) is not None for e in c.get("env") or ()):
                 env = _resolve_env(pod, c, node, pod_ips, escape_values, memo)
                 new_list.append({**c, "env": env})
                 changed = True
@@ -228,16 +212,63 @@ def _resolve_downward(
     return {**pod, "spec": new_spec}
 
 
-def _scan(pod: Pod) -> tuple[set[int], bool]:
-    """One pass over the env of ``pod``: the ``id`` of each container with downward env, and
-    whether one of them asks for pod IPs (:func:`has_downward_env` and :func:`needs_pod_ips`)."""
-    marked: set[int] = set()
-    needs_ips = False
+class _Plan:
+    """The first pass of :class:`DownwardAPI` over a pod (see :func:`_plan`)."""
+
+    __slots__ = ("containers", "error", "memo", "needs_ips", "pending")
+
+    def __init__(self) -> None:
+        # (container list key, index, original container, its new env)
+        self.containers: list[tuple[str, int, Mapping[str, Any], list[Any]]] = []
+        # pod-IP entries resolved once the IPs are known: (new env, index, fieldRef, container,
+        # entry); only those before ``error`` are kept
+        self.pending: list[tuple[list[Any], int, Mapping[str, Any], Mapping[str, Any], Any]] = []
+        self.error: FieldPathError | None = None
+        self.needs_ips = False
+        self.memo: dict[tuple[Any, Any], str] = {}
+
+
+def _wrap(error: FieldPathError, container: Mapping[str, Any], entry: Any) -> FieldPathError:
+    return FieldPathError(f'container "{container.get("name")}": env {entry.get("name")}: {error}')
+
+
+def _field_ref_value(
+    pod: Pod,
+    field_ref: Mapping[str, Any],
+    node: NodeInfo | None,
+    pod_ips: Sequence[str] | None,
+    escape_values: bool,
+    memo: dict[tuple[Any, Any], str],
+) -> str:
+    path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
+    key = (path, version)
+    cacheable = type(path) is str and (version is None or type(version) is str)
+    value = memo.get(key) if cacheable else None
+    if value is None:
+        value = _env_field_value(pod, field_ref, node, pod_ips)
+        value = escape(value) if escape_values else value
+        if cacheable:
+            memo[key] = value
+    return value
+
+
+def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
+    """One pass over the env of ``pod``: every ``fieldRef``/``resourceFieldRef`` entry resolved
+    into a copy of its container's ``env``, except the pod-IP ones (kept in ``pending``: the
+    IPs are asked only when some entry needs them). The first entry that cannot be resolved is
+    kept in ``error``, raised once the IPs are known, as :func:`resolve_downward` would after
+    them. ``None`` when the pod has no downward API env."""
     spec = pod.get("spec") or {}
+    plan: _Plan | None = None
+    allocatable = node.allocatable if node else None
     for key in CONTAINER_LISTS:
-        for c in spec.get(key) or ():
-            for entry in c.get("env") or ():
-                # inlined _downward_ref (hot)
+        for index, c in enumerate(spec.get(key) or ()):
+            env = c.get("env")
+            if not env:
+                continue
+            out: list[Any] | None = None
+            for i, entry in enumerate(env):
+                # inlined _downward_ref (hot): a literal value wins over valueFrom
                 if entry.get("value"):
                     continue
                 ref = entry.get("valueFrom")
@@ -246,12 +277,63 @@ def _scan(pod: Pod) -> tuple[set[int], bool]:
                 field_ref = ref.get("fieldRef")
                 if field_ref is None and ref.get("resourceFieldRef") is None:
                     continue
-                marked.add(id(c))
-                if not needs_ips:
-                    needs_ips = (
-                        field_ref is not None and field_ref.get("fieldPath") in POD_IP_FIELDS
-                    )
-    return marked, needs_ips
+                if plan is None:
+                    plan = _Plan()
+                if out is None:
+                    out = list(env)
+                    plan.containers.append((key, index, c, out))
+                ip_entry = field_ref is not None and field_ref.get("fieldPath") in POD_IP_FIELDS
+                if ip_entry:
+                    plan.needs_ips = True
+                if plan.error is not None:
+                    continue  # only looking for pod-IP entries now
+                if ip_entry:
+                    plan.pending.append((out, i, field_ref, c, entry))
+                    continue
+                try:
+                    if field_ref is not None:
+                        value = _field_ref_value(
+                            pod, field_ref, node, None, escape_values, plan.memo
+                        )
+                    else:
+                        rf = ref["resourceFieldRef"]
+                        target: str | Mapping[str, Any] = rf.get("containerName") or c
+                        value = resource_value(
+                            pod, target, str(rf.get("resource") or ""), rf.get("divisor"),
+                            allocatable,
+                        )  # fmt: skip
+                        if escape_values:
+                            value = escape(value)
+                except FieldPathError as e:
+                    plan.error = _wrap(e, c, entry)
+                    continue
+                out[i] = {"name": entry["name"], "value": value}
+    return plan
+
+
+def _finish(
+    pod: Pod,
+    plan: _Plan,
+    node: NodeInfo | None,
+    pod_ips: Sequence[str] | None,
+    escape_values: bool,
+) -> Pod:
+    """The pod of ``plan`` with its pod-IP entries filled in; raises the plan's error."""
+    for out, i, field_ref, c, entry in plan.pending:
+        try:
+            value = _field_ref_value(pod, field_ref, node, pod_ips, escape_values, plan.memo)
+        except FieldPathError as e:
+            raise _wrap(e, c, entry) from None
+        out[i] = {"name": entry["name"], "value": value}
+    if plan.error is not None:
+        raise plan.error
+    spec = pod.get("spec") or {}
+    new_spec = dict(spec)
+    for key, index, c, out in plan.containers:
+        if new_spec[key] is spec[key]:
+            new_spec[key] = list(spec[key])
+        new_spec[key][index] = {**c, "env": out}
+    return {**pod, "spec": new_spec}
 
 
 def volume_item_value(
@@ -318,13 +400,13 @@ class DownwardAPI:
         match op:
             case CreatePod() | UpdatePod():
                 pod = op.pod
-                marked, ips = _scan(pod)
-                if not marked:
-                    return await call_next(op)
                 node = op.node or self.node
-                pod_ips = await self._pod_ips(op, node, call_next) if ips else None
+                plan = _plan(pod, node, self.escape_values)
+                if plan is None:
+                    return await call_next(op)
+                pod_ips = await self._pod_ips(op, node, call_next) if plan.needs_ips else None
                 try:
-                    new_pod = _resolve_downward(pod, node, pod_ips, self.escape_values, marked)
+                    new_pod = _finish(pod, plan, node, pod_ips, self.escape_values)
                 except FieldPathError as e:
                     raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
                 return await call_next(attrs.evolve(op, pod=new_pod))

@@ -33,6 +33,41 @@ _OPENER = "("
 _CLOSER = ")"
 
 
+def _compile(s: str) -> tuple[str, ...]:
+    """``s`` split for expansion: literal text and variable names alternating, starting and
+    ending with text (``$$`` and the other escapes already applied to the text)."""
+    parts: list[str] = []
+    text: list[str] = []
+    checkpoint = 0  # start of the text not copied yet
+    last = len(s) - 1  # a ``$`` in the last position is plain text
+    cursor = s.find(_OPERATOR)
+    while 0 <= cursor < last:
+        text.append(s[checkpoint:cursor])
+        nxt = s[cursor + 1]
+        if nxt == _OPENER:
+            close = s.find(_CLOSER, cursor + 2)
+            if close < 0:
+                text.append(_OPERATOR + _OPENER)
+                checkpoint = cursor + 2
+            else:
+                parts.append("".join(text))
+                parts.append(s[cursor + 2 : close])
+                text = []
+                checkpoint = close + 1
+        else:  # ``$$`` is an escaped ``$``; ``$x`` stays as it is
+            text.append(_OPERATOR if nxt == _OPERATOR else _OPERATOR + nxt)
+            checkpoint = cursor + 2
+        cursor = s.find(_OPERATOR, checkpoint)
+    text.append(s[checkpoint:])
+    parts.append("".join(text))
+    return tuple(parts)
+
+
+_COMPILED: dict[str, tuple[str, ...]] = {}
+""":func:`_compile` results by string (pod templates repeat the same values pod after pod)."""
+_COMPILED_LIMIT = 4096
+
+
 def expand(s: str, mapping: Mapping[str, str] | Callable[[str], str | None]) -> str:
     """Expand ``$(VAR)`` references in ``s`` from ``mapping``, as Kubernetes does.
 
@@ -40,6 +75,14 @@ def expand(s: str, mapping: Mapping[str, str] | Callable[[str], str | None]) -> 
     """
     if _OPERATOR not in s:
         return s
+    parts = _COMPILED.get(s)
+    if parts is None:
+        parts = _compile(s)
+        if len(_COMPILED) >= _COMPILED_LIMIT:
+            _COMPILED.clear()
+        _COMPILED[s] = parts
+    if len(parts) == 1:  # escapes only
+        return parts[0]
     lookup: Callable[[str], str | None]
     kind = type(mapping)
     if kind is dict:
@@ -48,28 +91,12 @@ def expand(s: str, mapping: Mapping[str, str] | Callable[[str], str | None]) -> 
         lookup = mapping  # type: ignore[assignment]
     else:
         lookup = mapping.get if isinstance(mapping, Mapping) else mapping
-    out: list[str] = []
-    checkpoint = 0  # start of the text not copied to ``out`` yet
-    last = len(s) - 1  # a ``$`` in the last position is plain text
-    cursor = s.find(_OPERATOR)
-    while 0 <= cursor < last:
-        out.append(s[checkpoint:cursor])
-        nxt = s[cursor + 1]
-        if nxt == _OPENER:
-            close = s.find(_CLOSER, cursor + 2)
-            if close < 0:
-                out.append(_OPERATOR + _OPENER)
-                checkpoint = cursor + 2
-            else:
-                name = s[cursor + 2 : close]
-                value = lookup(name)
-                out.append(value if value is not None else f"$({name})")
-                checkpoint = close + 1
-        else:  # ``$$`` is an escaped ``$``; ``$x`` stays as it is
-            out.append(_OPERATOR if nxt == _OPERATOR else _OPERATOR + nxt)
-            checkpoint = cursor + 2
-        cursor = s.find(_OPERATOR, checkpoint)
-    out.append(s[checkpoint:])
+    out = [parts[0]]
+    for i in range(1, len(parts), 2):
+        name = parts[i]
+        value = lookup(name)
+        out.append(value if value is not None else f"$({name})")
+        out.append(parts[i + 1])
     return "".join(out)
 
 
