@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -27,6 +28,7 @@ from kubernetes_asyncio import config as k8s_config
 from yarl import URL
 
 from vkcompose._version import __version__
+from vkcompose.node.http1 import ConnectionPool
 
 JSON_CT: Final = "application/json"
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -142,6 +144,21 @@ class Kube:
         self._fixed_headers: dict[str | None, dict[str, str]] = {}
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
+        self._head_prefix = b""
+        self._fixed_head: dict[str | None, bytes] = {}
+        if not proxy and self._base.scheme in ("http", "https") and self._base.host:
+            # request/response calls go over the lean HTTP/1.1 pool; streams over aiohttp
+            host = self._base.host
+            port = self._base.port or (443 if self._base.scheme == "https" else 80)
+            self._pool = ConnectionPool(
+                host,
+                port,
+                ssl=_ssl_context(cfg) if self._base.scheme == "https" else None,
+                server_hostname=self._server_hostname,
+                limit=max(1, int(cfg.connection_pool_maxsize or 64)),
+            )
+            self._head_prefix = f"Host: {self._base.raw_authority}\r\n".encode("latin-1")
         self.strategic_status_patch = True
         """Cleared when the server refuses strategic-merge patches (then merge patches are
         used)."""
@@ -178,6 +195,23 @@ class Kube:
             headers["Content-Type"] = content_type
         return headers
 
+    async def _head(
+        self, method: str, path: str, query: Query | None, content_type: str | None
+    ) -> bytes:
+        """Request line and headers, without the final empty line."""
+        if query:
+            items = query.items() if isinstance(query, Mapping) else query
+            path = f"{path}?{urlencode([(k, _q(v)) for k, v in items])}"
+        line = f"{method} {path} HTTP/1.1\r\n".encode("latin-1")
+        if not self._needs_auth:
+            fixed = self._fixed_head.get(content_type)
+            if fixed is None:
+                fixed = self._fixed_head[content_type] = self._head_prefix + _header_block(
+                    self._base_headers(content_type)
+                )
+            return line + fixed
+        return line + self._head_prefix + _header_block(await self._headers(content_type))
+
     def _timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(seconds)
         if timeout is None:
@@ -208,6 +242,13 @@ class Kube:
             data = body
         else:
             data = orjson.dumps(body)
+        if self._pool is not None:
+            return await self._pool.request(
+                await self._head(method, path, query, content_type if data is not None else None)
+                + (b"Content-Length: %d\r\n\r\n" % len(data) + data if data else b"\r\n"),
+                method,
+                timeout_seconds,
+            )
         headers = await self._headers(content_type if data is not None else None)
         async with self.session.request(
             method,
@@ -305,11 +346,36 @@ class Kube:
     async def close(self) -> None:
         """Close the connection pool if this object created the client (a client passed in is
         left open for its owner)."""
+        if self._pool is not None:
+            await self._pool.close()
         if self._session is not None:
             await self._session.close()  # the shared connector stays open
             self._session = None
         if self._owned:
             await self.api_client.close()
+
+
+def _header_block(headers: Mapping[str, str]) -> bytes:
+    """``Name: value`` lines (CR LF after each); values with line breaks are refused."""
+    lines = []
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name} contains a line break")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+def _ssl_context(cfg: k8s_client.Configuration) -> ssl.SSLContext:
+    """The TLS settings of a client configuration, as its REST client applies them."""
+    context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    if cfg.cert_file:
+        context.load_cert_chain(cfg.cert_file, keyfile=cfg.key_file)
+    if not cfg.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if getattr(cfg, "disable_strict_ssl_verification", False):
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    return context
 
 
 def _q(value: str | int | bool) -> str:

@@ -1,0 +1,274 @@
+"""The lean HTTP/1.1 pool against a real loopback server that answers as scripted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vkcompose.node.http1 import ConnectionPool, HTTPProtocolError, _Connection
+
+pytestmark = pytest.mark.anyio
+
+Answer = Callable[[bytes, int], list[bytes] | None]
+"""Given a request and its index on the connection: the byte pieces to send (``None``: close
+the connection without answering)."""
+
+
+class Server:
+    """A loopback HTTP server whose answers come from ``answer``."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        index = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                request = head + (await reader.readexactly(length) if length else b"")
+                self.requests.append(request)
+                pieces = self.answer(request, index)
+                index += 1
+                if pieces is None:
+                    break
+                for piece in pieces:
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Answer], Any]]:
+    servers: list[Server] = []
+
+    async def start(answer: Answer) -> Server:
+        server = Server(answer)
+        server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        assert server.server is not None
+        for writer in server.writers:
+            writer.close()
+        server.server.close()
+        await server.server.wait_closed()
+
+
+def ok(body: bytes = b'{"kind":"Status"}', status: int = 200, extra: bytes = b"") -> list[bytes]:
+    return [
+        b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
+        % (status, extra, len(body))
+        + body
+    ]
+
+
+def req(method: str = "GET", path: str = "/api/v1/pods", body: bytes = b"") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\n".encode()
+    if body:
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    return head + b"\r\n"
+
+
+async def test_keep_alive_reuses_one_connection(serve: Any) -> None:
+    server = await serve(lambda request, i: ok(b'{"n":%d}' % i))
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        answers = [await pool.request(req(), "GET", 5) for _ in range(3)]
+    finally:
+        await pool.close()
+    assert answers == [(200, b'{"n":0}'), (200, b'{"n":1}'), (200, b'{"n":2}')]
+    assert server.connections == 1
+
+
+async def test_body_is_sent_and_status_codes_come_back(serve: Any) -> None:
+    server = await serve(lambda request, i: ok(b"{}", status=422))
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        status, _ = await pool.request(req("PATCH", body=b'{"a":1}'), "PATCH", 5)
+    finally:
+        await pool.close()
+    assert status == 422
+    assert server.requests[0].endswith(b'\r\n\r\n{"a":1}')
+
+
+def chunked(body: bytes, sizes: list[int], trailer: bytes = b"") -> bytes:
+    out, pos = [], 0
+    for size in sizes:
+        part = body[pos : pos + size]
+        if not part:
+            break
+        out.append(b"%x\r\n%s\r\n" % (len(part), part))
+        pos += len(part)
+    if pos < len(body):
+        out.append(b"%x\r\n%s\r\n" % (len(body) - pos, body[pos:]))
+    return b"".join(out) + b"0\r\n" + trailer + b"\r\n"
+
+
+@settings(max_examples=60)
+@given(
+    body=st.binary(max_size=300),
+    sizes=st.lists(st.integers(1, 50), max_size=8),
+    cuts=st.lists(st.integers(1, 40), max_size=10),
+    trailer=st.sampled_from([b"", b"X-Trailer: 1\r\n"]),
+    chunk=st.booleans(),
+)
+def test_answers_split_anywhere_parse_the_same(
+    body: bytes, sizes: list[int], cuts: list[int], trailer: bytes, chunk: bool
+) -> None:
+    """However the bytes arrive, the parsed body is the body sent."""
+    if chunk:
+        wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(
+            body, sizes, trailer
+        )
+    else:
+        wire = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+    async def parse() -> tuple[int, bytes]:
+        conn = _Connection()
+
+        class Sink(asyncio.Transport):
+            def write(self, data: Any) -> None:
+                pass
+
+        conn.connection_made(Sink())
+        waiter = conn.send(b"GET / HTTP/1.1\r\n\r\n")
+        pos = 0
+        for cut in cuts:
+            if pos >= len(wire):
+                break
+            conn.data_received(wire[pos : pos + cut])
+            pos += cut
+        if pos < len(wire):
+            conn.data_received(wire[pos:])
+        assert waiter.done()
+        return waiter.result()
+
+    assert asyncio.run(parse()) == (200, body)
+
+
+async def test_connection_close_header_opens_a_new_connection(serve: Any) -> None:
+    server = await serve(lambda request, i: ok(extra=b"Connection: close\r\n") if i == 0 else None)
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        for _ in range(2):
+            assert (await pool.request(req(), "GET", 5))[0] == 200
+    finally:
+        await pool.close()
+    assert server.connections == 2
+
+
+async def test_answer_without_length_ends_at_close() -> None:
+    async def close_after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        for piece in (b"HTTP/1.1 200 OK\r\n\r\npart one, ", b"part two"):
+            writer.write(piece)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(close_after, "127.0.0.1", 0)
+    pool = ConnectionPool("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        assert await pool.request(req(), "GET", 5) == (200, b"part one, part two")
+    finally:
+        await pool.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(("method", "retried"), [("GET", True), ("DELETE", True), ("POST", False)])
+async def test_reused_connection_closed_before_answering(
+    serve: Any, method: str, retried: bool
+) -> None:
+    """The server drops a kept-alive connection as the next request arrives: idempotent
+    methods are sent again on a new connection, others fail (they may have been applied)."""
+    server = await serve(lambda request, i: ok() if i == 0 else None)
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        await pool.request(req(), "GET", 5)
+        if retried:
+            assert (await pool.request(req(method), method, 5))[0] == 200
+        else:
+            with pytest.raises(ConnectionError):
+                await pool.request(req(method), method, 5)
+    finally:
+        await pool.close()
+    assert server.connections == (2 if retried else 1)
+
+
+async def test_idle_connection_closed_by_the_server_is_not_used(serve: Any) -> None:
+    server = await serve(lambda request, i: ok())
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        await pool.request(req(), "POST", 5)
+        for writer in server.writers:
+            writer.close()
+        await asyncio.sleep(0.1)  # the close reaches the idle connection
+        assert (await pool.request(req("POST"), "POST", 5))[0] == 200
+    finally:
+        await pool.close()
+    assert server.connections == 2
+
+
+async def test_garbage_answer_is_a_protocol_error(serve: Any) -> None:
+    server = await serve(lambda request, i: [b"SSH-2.0-OpenSSH\r\n\r\n"])
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        with pytest.raises(HTTPProtocolError):
+            await pool.request(req(), "GET", 5)
+    finally:
+        await pool.close()
+
+
+async def test_timeout_discards_the_connection(serve: Any) -> None:
+    answers: list[int] = []
+
+    def answer(request: bytes, i: int) -> list[bytes] | None:
+        answers.append(i)
+        return [] if len(answers) == 1 else ok()  # the first request never gets an answer
+
+    server = await serve(answer)
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        with pytest.raises(TimeoutError):
+            await pool.request(req(), "GET", 0.2)
+        assert (await pool.request(req(), "GET", 5))[0] == 200
+    finally:
+        await pool.close()
+    assert server.connections == 2  # a late answer can never reach the next request
+
+
+async def test_limit_bounds_open_connections(serve: Any) -> None:
+    server = await serve(lambda request, i: ok())
+    pool = ConnectionPool("127.0.0.1", server.port, limit=2)
+    try:
+        results = await asyncio.gather(*(pool.request(req(), "GET", 5) for _ in range(10)))
+    finally:
+        await pool.close()
+    assert [status for status, _ in results] == [200] * 10
+    assert server.connections <= 2
