@@ -50,6 +50,7 @@ import attrs
 
 from vkcompose.errors import InvalidInput
 from vkcompose.middlewares.events import EventSink
+from vkcompose.middlewares.pod_ops import with_pod
 from vkcompose.middlewares.secret_report import SECRET_REPORT, SecretReport
 from vkcompose.middlewares.service_links import LinkBlock, link_block
 from vkcompose.ops import CreatePod, Op, UpdatePod
@@ -428,7 +429,12 @@ class _BaseCache:
     def get(
         self, parts: list[_Part], block: LinkBlock | None
     ) -> tuple[dict[str, Any], frozenset[str]]:
-        key: tuple[object, ...] = (id(block), *[(id(v), s) for v, s in parts])
+        key: tuple[object, ...]
+        if len(parts) == 1:
+            ((valid, from_secret),) = parts
+            key = (id(block), id(valid), from_secret)
+        else:
+            key = (id(block), *[(id(v), s) for v, s in parts])
         hit = self.entries.get(key)
         if hit is not None:
             return hit[1], hit[2]
@@ -480,43 +486,36 @@ class _Container:
 
 
 def _from_source(
-    entry: Mapping[str, Any], sources: _Sources, container_name: str
+    value_from: Mapping[str, Any], sources: _Sources
 ) -> tuple[str | None, bool] | None:
-    """Value of a configMapKeyRef/secretKeyRef entry: ``(value or None if unset, secret?)``.
-
-    ``None`` when the entry has no such reference.
-    """
-    value_from = entry.get("valueFrom") or {}
-    if value_from.get("configMapKeyRef") is not None:
-        ref = value_from["configMapKeyRef"]
-        name, key, optional = (
-            str(ref.get("name") or ""),
-            str(ref.get("key")),
-            bool(ref.get("optional")),
-        )
+    """Value of a configMapKeyRef/secretKeyRef ``valueFrom``: ``(value or None if unset,
+    secret?)``. ``None`` when it has no such reference."""
+    ref = value_from.get("configMapKeyRef")
+    if ref is not None:
+        name, key = str(ref.get("name") or ""), str(ref.get("key"))
+        optional = bool(ref.get("optional"))
         data = sources.configmap(name, optional)
         if data is None:
             return None, False
-        if key not in data:
+        value = data.get(key)
+        if value is None:
             if optional:
                 return None, False
             raise ConfigError(f"couldn't find key {key} in ConfigMap {sources.namespace}/{name}")
-        return data[key], False
-    if value_from.get("secretKeyRef") is not None:
-        ref = value_from["secretKeyRef"]
-        name, key, optional = (
-            str(ref.get("name") or ""),
-            str(ref.get("key")),
-            bool(ref.get("optional")),
-        )
+        return value, False
+    ref = value_from.get("secretKeyRef")
+    if ref is not None:
+        name, key = str(ref.get("name") or ""), str(ref.get("key"))
+        optional = bool(ref.get("optional"))
         data = sources.secret(name, optional)
         if data is None:
             return None, True
-        if key not in data:
+        value = data.get(key)
+        if value is None:
             if optional:
                 return None, True
             raise ConfigError(f"couldn't find key {key} in Secret {sources.namespace}/{name}")
-        return data[key], True
+        return value, True
     return None
 
 
@@ -596,7 +595,9 @@ def _resolve_container(
             env_entries = env_entries[len(block.entries) :]
         entries += [{"name": k, "value": escape(v)} for k, v in from_env_from.items()]
         for entry in env_entries:
-            resolved = None if entry.get("value") else _from_source(entry, reader, cname)
+            resolved = (
+                None if entry.get("value") else _from_source(entry.get("valueFrom") or {}, reader)
+            )
             if resolved is None:
                 entries.append(entry)
                 secret.discard(entry["name"])
@@ -673,7 +674,7 @@ def _resolve_container(
             out[name] = {"name": name, "value": ""}
             secret_set.discard(name)
             continue
-        resolved = _from_source(entry, reader, cname)
+        resolved = _from_source(value_from, reader)
         if resolved is None:
             if _is_downward(value_from):
                 raise ConfigError(
@@ -842,7 +843,8 @@ def _resolve_pod(
                 strict_names=strict_names,
                 bases=bases,
             )
-            new_c = {k: v for k, v in c.items() if k != "envFrom"}
+            new_c = dict(c)
+            new_c.pop("envFrom", None)
             new_c["env"] = got.env
             if got.command is not None:
                 new_c["command"] = got.command
@@ -932,7 +934,7 @@ class ResolveConfigSources:
                             message=skip.message,
                         )
                 if resolved.pod is not op.pod:
-                    op = attrs.evolve(op, pod=resolved.pod)
+                    op = with_pod(op, resolved.pod)
                 token = SECRET_REPORT.set(
                     SecretReport(resolved.pod, resolved.refs, tuple(resolved.values))
                 )

@@ -34,9 +34,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from vkcompose.errors import InvalidInput, Unsupported
+from vkcompose.middlewares.pod_ops import with_pod
 from vkcompose.ops import AllocatePodIPs, CreatePod, NodeInfo, Op, UpdatePod
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import Pod
@@ -279,6 +278,8 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                     continue
                 if plan is None:
                     plan = _Plan()
+                    memo = plan.memo
+                    memo_get = memo.get
                 if out is None:
                     out = list(env)
                     plan.containers.append((key, index, c, out))
@@ -292,8 +293,17 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                     continue
                 try:
                     if field_ref is not None:
-                        value = _field_ref_value(
-                            pod, field_ref, node, None, escape_values, plan.memo
+                        # inlined memo hit of _field_ref_value (hot: containers repeat fields)
+                        version = field_ref.get("apiVersion")
+                        found = (
+                            memo_get((field_ref.get("fieldPath"), version))
+                            if version is None or type(version) is str
+                            else None
+                        )
+                        value = (
+                            found
+                            if type(found) is str
+                            else _field_ref_value(pod, field_ref, node, None, escape_values, memo)
                         )
                     else:
                         rf = ref["resourceFieldRef"]
@@ -409,7 +419,7 @@ class DownwardAPI:
                     new_pod = _finish(pod, plan, node, pod_ips, self.escape_values)
                 except FieldPathError as e:
                     raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
-                return await call_next(attrs.evolve(op, pod=new_pod))
+                return await call_next(with_pod(op, new_pod))
             case _:
                 return await call_next(op)
 

@@ -28,8 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import attrs
-
+from vkcompose.middlewares.pod_ops import with_pod
 from vkcompose.ops import CreatePod, Op, UpdatePod
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import JSON, Pod
@@ -296,7 +295,7 @@ class ServiceLinks:
         match op:
             case CreatePod() | UpdatePod():
                 new_pod = _prepend(op.pod, self.links_for(op.pod))
-                return await call_next(attrs.evolve(op, pod=new_pod))
+                return await call_next(with_pod(op, new_pod))
             case _:
                 return await call_next(op)
 
