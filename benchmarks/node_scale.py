@@ -39,6 +39,7 @@ from vkcompose.backends.memory import MemoryBackend  # noqa: E402
 from vkcompose.node.kube import Kube, connect, path_of  # noqa: E402
 from vkcompose.node.runtime import NodeRuntime, virtual_node  # noqa: E402
 from vkcompose.node.settings import VirtualNode  # noqa: E402
+from vkcompose.serve import tune_gc  # noqa: E402
 
 NODE = "vk-bench"
 
@@ -241,6 +242,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--no-events", action="store_true", help="no Normal lifecycle Events")
     args = parser.parse_args()
+    tune_gc()  # the node runs as under `vkcompose run`
     with apiserver_process("memory") as (kubeconfig, _pid):
         results = anyio.run(measure, kubeconfig, args.pods, args.workers, not args.no_events)
     print(

@@ -25,6 +25,9 @@ def serve(data_dir: str, storage: str) -> None:
     """Child process: run the API server and print its kubeconfig path."""
     from vkcompose.apiserver import APIServer
     from vkcompose.apiserver.server import serve_forever
+    from vkcompose.serve import tune_gc
+
+    tune_gc()  # as `vkcompose apiserver` does
 
     def ready(server: APIServer) -> None:
         print(server.kubeconfig_path, flush=True)

@@ -394,3 +394,14 @@ def test_node_conditions() -> None:
         healthy=True, message="", backend=[{"type": "DiskPressure", "status": "True"}], now="T"
     )
     assert {c["type"]: c["status"] for c in pressure}["DiskPressure"] == "True"
+
+
+@given(stx.lists(stx.floats(min_value=-1e9, max_value=4e9, allow_nan=False), max_size=20))
+def test_rfc3339_cache_formats_every_moment_as_datetime_does(moments: list[float]) -> None:
+    from datetime import UTC, datetime
+
+    from vkcompose.node.events import rfc3339
+
+    for ts in moments + moments[::-1]:
+        expected = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert rfc3339(ts) == expected

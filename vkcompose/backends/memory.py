@@ -25,9 +25,10 @@ import contextlib
 import hashlib
 import heapq
 import ipaddress
+import math
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -58,7 +59,8 @@ def _rfc3339(moment: datetime) -> str:
 class _SimPod:
     pod: Pod
     overrides: SimOverrides
-    rng: random.Random
+    seed: int
+    """Seed of :attr:`rng`, made on first use (most pods never draw a random number)."""
     state: SimState = SimState.PENDING
     generation: int = 0
     restarts: int = 0
@@ -68,6 +70,15 @@ class _SimPod:
     finished_at: float | None = None
     exit_code: int | None = None
     last_exit: tuple[int, float, float] | None = None
+    _rng: random.Random | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        """This pod's random numbers (jitter), seeded from the backend seed and its UID."""
+        if self._rng is None:
+            self._rng = random.Random(self.seed)
+        return self._rng
+
     deleted: bool = False
     rendered: Pod | None = None
     """The pod as last rendered, valid until the state changes (see ``_changed``)."""
@@ -121,6 +132,8 @@ class MemoryBackend:
         self._running = False
         self._wall_origin = datetime.now(UTC)
         self._clock_origin: float | None = None
+        self._wall_origin_ts = self._wall_origin.timestamp()
+        self._wall_cache: tuple[int, str] = (-(2**62), "")
 
     # -- lifecycle of the backend itself -------------------------------------------------
 
@@ -184,7 +197,12 @@ class MemoryBackend:
     def _wall(self, moment: float) -> str:
         if self._clock_origin is None:
             self._clock_origin = moment
-        return _rfc3339(self._wall_origin + timedelta(seconds=moment - self._clock_origin))
+        second = math.floor(self._wall_origin_ts + (moment - self._clock_origin))
+        cached = self._wall_cache
+        if cached[0] != second:  # second precision: format each second once
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            cached = self._wall_cache = (second, text)
+        return cached[1]
 
     def _schedule(self, sim: _SimPod, delay: float) -> None:
         self._ensure_running()  # the scheduler may have been stopped by aclose()
@@ -291,7 +309,7 @@ class MemoryBackend:
         sim = _SimPod(
             pod=pod,
             overrides=overrides,
-            rng=random.Random(_seed(self.seed, uid)),
+            seed=_seed(self.seed, uid),
             created_at=self.clock.now(),
         )
         sim.ips = list(await self.pod_ips(pod))

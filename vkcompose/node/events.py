@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -51,8 +52,20 @@ def rfc3339(ts: float | None = None) -> str:
     >>> rfc3339(0)
     '1970-01-01T00:00:00Z'
     """
-    moment = datetime.fromtimestamp(time.time() if ts is None else ts, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_second
+    frac, whole = math.modf(time.time() if ts is None else ts)
+    micros = round(frac * 1e6)  # datetime rounds to microseconds, half to even
+    second = int(whole) + (1 if micros >= 1_000_000 else -1 if micros < 0 else 0)
+    cached = _last_second
+    if cached[0] != second:  # second precision: format each second once
+        cached = _last_second = (
+            second,
+            datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    return cached[1]
+
+
+_last_second: tuple[int, str] = (-(2**62), "")
 
 
 def involved_object(obj: Mapping[str, Any]) -> dict[str, Any]:
