@@ -574,3 +574,29 @@ async def test_no_secret_value_survives_redaction_of_the_resolved_pod(
     clean = secrets.redact_text(str(backend.seen))
     for value in secret_data.values():
         assert value not in clean
+
+
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["add", "discard"]), st.sampled_from(["a", "YQ==", "WVE9PQ==", "b"])
+        ),
+        max_size=12,
+    )
+)
+def test_registry_adds_and_discards_like_plain_sets(steps: list[tuple[str, str]]) -> None:
+    """Re-adding a known value is a shortcut; the registered values are always what plain set
+    arithmetic on each value and its base64 form gives (values chosen so that one value is the
+    base64 form of another)."""
+    registry = SecretRegistry()
+    model: set[str] = set()
+    for action, value in steps:
+        forms = {value, base64.b64encode(value.encode()).decode()}
+        if action == "add":
+            registry.add(value)
+            model |= forms
+        else:
+            registry.discard(value)
+            model -= forms
+        assert set(registry._values) == model
+        assert all((v in registry) == (v in model) for v in ("a", "YQ==", "WVE9PQ==", "b"))

@@ -664,7 +664,7 @@ def _resolve_container(
                 continue
             referenced.clear()
             out[name] = {"name": name, "value": expand(literal, lookup)}
-            if any(r in secret_set for r in referenced):
+            if referenced and not secret_set.isdisjoint(referenced):
                 secret_set.add(name)
             else:
                 secret_set.discard(name)

@@ -75,6 +75,8 @@ class SecretRegistry:
 
     def __init__(self, values: Iterable[str] = (), *, with_base64: bool = True) -> None:
         self._values: set[str] = set()
+        # str values registered together with their base64 form: re-adding one is a no-op
+        self._complete: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._dirty = False
         self.with_base64 = with_base64
@@ -83,6 +85,8 @@ class SecretRegistry:
 
     def add(self, value: str | bytes) -> None:
         """Register a secret value (empty values are ignored)."""
+        if value in self._complete and self.with_base64:
+            return  # (hot: the same values are learned pod after pod)
         if isinstance(value, bytes):
             raw = value
             value = value.decode("utf-8", "replace")
@@ -96,6 +100,8 @@ class SecretRegistry:
         if not new <= self._values:
             self._values |= new
             self._dirty = True
+        if self.with_base64 and type(value) is str:
+            self._complete.add(value)
 
     def add_all(self, values: Iterable[str | bytes]) -> None:
         """Register several values."""
@@ -105,6 +111,7 @@ class SecretRegistry:
     def discard(self, value: str) -> None:
         """Forget a value (and its base64 form)."""
         gone = {value, base64.b64encode(value.encode()).decode()}
+        self._complete.clear()  # (rare) a removed form may belong to another value too
         if self._values & gone:
             self._values -= gone
             self._dirty = True
@@ -188,25 +195,27 @@ def refs_covered(pod: Pod, refs: SecretRefs) -> bool:
     SecretReport` only when it covers every reference of the pod as submitted, i.e. when no
     middleware between :class:`Redaction` and the resolver resolved one itself.
     """
-    for container in _containers(pod):
-        seen: tuple[frozenset[str], tuple[str, ...]] | None = None
-        for entry in container.get("env") or ():
-            value_from = entry.get("valueFrom")
-            if value_from and value_from.get("secretKeyRef") and "name" in entry:
-                if seen is None:
-                    seen = refs.get(container.get("name", ""))
+    spec = pod.get("spec") or {}
+    for field in _CONTAINER_FIELDS:
+        for container in spec.get(field) or ():
+            seen: tuple[frozenset[str], tuple[str, ...]] | None = None
+            for entry in container.get("env") or ():
+                value_from = entry.get("valueFrom")
+                if value_from and value_from.get("secretKeyRef") and "name" in entry:
                     if seen is None:
+                        seen = refs.get(container.get("name", ""))
+                        if seen is None:
+                            return False
+                    if entry["name"] not in seen[0]:
                         return False
-                if entry["name"] not in seen[0]:
-                    return False
-        for source in container.get("envFrom") or ():
-            if source.get("secretRef"):
-                if seen is None:
-                    seen = refs.get(container.get("name", ""))
+            for source in container.get("envFrom") or ():
+                if source.get("secretRef"):
                     if seen is None:
+                        seen = refs.get(container.get("name", ""))
+                        if seen is None:
+                            return False
+                    if (source.get("prefix") or "") not in seen[1]:
                         return False
-                if (source.get("prefix") or "") not in seen[1]:
-                    return False
     return True
 
 
@@ -348,17 +357,6 @@ _ORIGINAL_POD: contextvars.ContextVar[Pod | None] = contextvars.ContextVar(
 )
 
 
-async def _call_redacted(op: Op, call_next: Handler, registry: SecretRegistry) -> Any:
-    clean: BaseException
-    try:
-        return await call_next(op)
-    except Exception as error:
-        clean = redact_exception(error, registry)
-        if clean is error:
-            raise
-    raise clean  # outside the except block: the unredacted original is not chained
-
-
 class Redaction:
     """Outer part: remembers each pod as it entered (so :class:`LearnSecrets` can tell which
     values came from Secrets) and redacts exceptions leaving the pipeline.
@@ -377,13 +375,18 @@ class Redaction:
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
         pod = op.pod_or_none
-        if pod is None:
-            return await _call_redacted(op, call_next, self.registry)
-        token = _ORIGINAL_POD.set(pod)
+        token = None if pod is None else _ORIGINAL_POD.set(pod)
+        clean: BaseException
         try:
-            return await _call_redacted(op, call_next, self.registry)
+            return await call_next(op)
+        except Exception as error:
+            clean = redact_exception(error, self.registry)
+            if clean is error:
+                raise
         finally:
-            _ORIGINAL_POD.reset(token)
+            if token is not None:
+                _ORIGINAL_POD.reset(token)
+        raise clean  # outside the except block: the unredacted original is not chained
 
     def __repr__(self) -> str:
         return "Redaction()"
@@ -411,7 +414,14 @@ class LearnSecrets:
                         add(value)
                 else:
                     learn_secrets(original, pod, self.registry)
-        return await _call_redacted(op, call_next, self.registry)
+        clean: BaseException
+        try:
+            return await call_next(op)
+        except Exception as error:
+            clean = redact_exception(error, self.registry)
+            if clean is error:
+                raise
+        raise clean  # outside the except block: the unredacted original is not chained
 
     def __repr__(self) -> str:
         return "LearnSecrets()"
