@@ -71,21 +71,34 @@ async def test_queue_serializes_a_key_and_requeues_after_done() -> None:
     assert q.idle()
 
 
-@given(stx.lists(stx.tuples(stx.sampled_from(["add", "get", "done"]), stx.sampled_from("abc"))))
-@settings(max_examples=200, deadline=None)
+@given(
+    stx.lists(
+        stx.tuples(stx.sampled_from(["add", "urgent", "get", "done"]), stx.sampled_from("abcd"))
+    )
+)
+@settings(max_examples=300, deadline=None)
 def test_queue_model(actions: list[tuple[str, str]]) -> None:
-    """Against a model: a key is never held twice; every added key is eventually handed out."""
+    """Against a model: a key is never held twice; every added key is eventually handed out;
+    an urgent key waiting is served before ordinary ones (within the burst allowance)."""
 
     async def run() -> None:
         q: WorkQueue[str] = WorkQueue()
         held: set[str] = set()
         pending: set[str] = set()  # added since last handed out
+        urgent: set[str] = set()  # added urgent since last handed out
+        q.urgent_burst = 10_000 if len(actions) % 2 else 1
         for action, key in actions:
-            if action == "add":
-                q.add(key)
+            if action in ("add", "urgent"):
+                q.add(key, urgent=action == "urgent")
                 pending.add(key)
+                if action == "urgent":
+                    urgent.add(key)
             elif action == "get" and len(q):
+                waiting_urgent = {k for k in urgent if k not in held}
                 k = await q.get()
+                if waiting_urgent and q.urgent_burst > len(actions):
+                    assert k in waiting_urgent
+                urgent.discard(k)
                 assert k not in held
                 held.add(k)
                 pending.discard(k)
@@ -102,6 +115,22 @@ def test_queue_model(actions: list[tuple[str, str]]) -> None:
         assert pending <= drained
 
     anyio.run(run)
+
+
+@pytest.mark.anyio
+async def test_urgent_keys_go_first_but_ordinary_ones_are_not_starved() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.urgent_burst = 2
+    for key in ["o1", "o2", "o3"]:
+        q.add(key)
+    for key in ["u1", "u2", "u3", "o2"]:  # o2 moves to the urgent lane
+        q.add(key, urgent=True)
+    order = []
+    while len(q):
+        key = await q.get()
+        order.append(key)
+        q.done(key)
+    assert order == ["u1", "u2", "o1", "u3", "o2", "o3"]
 
 
 @pytest.mark.anyio

@@ -244,7 +244,8 @@ class PodController:
         if uid and uid != state.backend_uid:
             return  # an older incarnation
         state.backend_status = pod.get("status") or {}
-        self.queue.add(key)
+        # a pod the backend already runs reports before a backlog of new pods is worked
+        self.queue.add(key, urgent=True)
 
     # -- running -------------------------------------------------------------------------------
 

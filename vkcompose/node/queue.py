@@ -7,6 +7,10 @@ global token bucket (VK#840: it caps *new* work at ~10 items/s):
 * a key is handed to at most one worker at a time; a key added while it is being processed is
   run again once that worker calls :meth:`WorkQueue.done`;
 * :meth:`WorkQueue.add_after` schedules a key for later (one timer task serves all keys);
+* ``add(key, urgent=True)`` puts a key in a lane served first (for a pod that is already
+  running, so its status reaches the API before a backlog of new pods is worked through);
+  after :attr:`WorkQueue.urgent_burst` urgent keys in a row one waiting ordinary key is served,
+  so neither lane starves;
 * :class:`Backoff` gives per-key exponential delays with a cap; it never gives up — the caller
   keeps retrying and reports each failure.
 
@@ -83,8 +87,14 @@ class ShutDown(Exception):
 class WorkQueue(Generic[K]):
     """De-duplicating, per-key serialized work queue (see the module docstring)."""
 
+    urgent_burst: int = 8
+    """Urgent keys served in a row before one ordinary key (when both lanes wait)."""
+
     def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
         self._queue: deque[K] = deque()
+        self._urgent: deque[K] = deque()
+        self._in_urgent: set[K] = set()
+        self._burst = 0
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._waiters: deque[anyio.Event] = deque()
@@ -97,7 +107,7 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         """Keys waiting to be handed out (not counting delayed or in-flight ones)."""
-        return len(self._queue)
+        return len(self._dirty) - len(self._dirty & self._processing)
 
     @property
     def in_flight(self) -> int:
@@ -111,17 +121,49 @@ class WorkQueue(Generic[K]):
 
     def idle(self) -> bool:
         """Nothing queued, in flight or delayed."""
-        return not self._queue and not self._processing and not self._timer_due
+        return not self._dirty and not self._processing and not self._timer_due
 
-    def add(self, key: K) -> None:
-        """Queue ``key`` (a no-op when it already waits)."""
-        if self._shutdown or key in self._dirty:
+    def add(self, key: K, *, urgent: bool = False) -> None:
+        """Queue ``key`` (a no-op when it already waits, except that ``urgent`` moves a key
+        waiting in the ordinary lane to the urgent one)."""
+        if self._shutdown:
+            return
+        if key in self._dirty:
+            if urgent and key not in self._in_urgent:
+                self._in_urgent.add(key)
+                if key not in self._processing:
+                    self._urgent.append(key)  # its ordinary entry is skipped when reached
             return
         self._dirty.add(key)
+        if urgent:
+            self._in_urgent.add(key)
         if key in self._processing:
             return  # re-queued by done()
-        self._queue.append(key)
+        (self._urgent if urgent else self._queue).append(key)
         self._wake_one()
+
+    def _has_work(self) -> bool:
+        return bool(self._urgent or self._queue)
+
+    def _pop(self) -> K | None:
+        """The next waiting key, or None (lanes may hold stale entries of moved keys)."""
+        while self._urgent or self._queue:
+            take_urgent = bool(self._urgent) and (
+                not self._queue or self._burst < self.urgent_burst
+            )
+            if take_urgent:
+                key = self._urgent.popleft()
+                self._burst += 1
+                if key not in self._in_urgent or key in self._processing:
+                    continue  # stale
+                self._in_urgent.discard(key)
+            else:
+                key = self._queue.popleft()
+                self._burst = 0
+                if key not in self._dirty or key in self._in_urgent or key in self._processing:
+                    continue  # stale: moved to the urgent lane, or already taken
+            return key
+        return None
 
     def add_after(self, key: K, delay: float) -> None:
         """Queue ``key`` after ``delay`` seconds (an earlier pending schedule wins)."""
@@ -148,7 +190,10 @@ class WorkQueue(Generic[K]):
 
     async def get(self) -> K:
         """Wait for a key and take it; call :meth:`done` with it when finished."""
-        while not self._queue:
+        while True:
+            key = self._pop()
+            if key is not None:
+                break
             if self._shutdown:
                 raise ShutDown
             waiter = anyio.Event()
@@ -157,21 +202,20 @@ class WorkQueue(Generic[K]):
                 await waiter.wait()
             except BaseException:
                 # pass our wake-up on, in case we were chosen and then cancelled
-                if waiter.is_set() and self._queue:
+                if waiter.is_set() and self._has_work():
                     self._wake_one()
                 raise
-        key = self._queue.popleft()
         self._dirty.discard(key)
         self._processing.add(key)
-        if self._queue:
+        if self._has_work():
             self._wake_one()
         return key
 
     def done(self, key: K) -> None:
-        """Release ``key``; if it was added meanwhile, queue it again."""
+        """Release ``key``; if it was added meanwhile, queue it again (in its lane)."""
         self._processing.discard(key)
         if key in self._dirty and not self._shutdown:
-            self._queue.append(key)
+            (self._urgent if key in self._in_urgent else self._queue).append(key)
             self._wake_one()
 
     def shutdown(self) -> None:
