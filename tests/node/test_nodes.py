@@ -101,7 +101,8 @@ async def test_existing_node_is_updated_not_replaced(kube: Kube, start: Any) -> 
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": "vk-test", "labels": {"admin": "set"}},
-            "spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]},
+            # (not an unreachable taint: the lifecycle controller removes those once Ready)
+            "spec": {"taints": [{"key": "example.com/dedicated", "effect": "NoExecute"}]},
         },
     )
     await start()
@@ -109,7 +110,7 @@ async def test_existing_node_is_updated_not_replaced(kube: Kube, start: Any) -> 
     assert node["metadata"]["labels"]["admin"] == "set"
     assert node["metadata"]["labels"]["type"] == "virtual-kubelet"
     keys = {t["key"] for t in node["spec"]["taints"]}
-    assert keys == {"node.kubernetes.io/unreachable", "virtual-kubelet.io/provider"}
+    assert keys == {"example.com/dedicated", "virtual-kubelet.io/provider"}
 
 
 async def test_deleted_node_and_lease_are_recreated(start: Any, kube: Kube) -> None:
