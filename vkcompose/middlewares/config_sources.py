@@ -273,14 +273,6 @@ class _Sources:
             raise ConfigError(f'secret "{name}" not found')
         return data
 
-    def configmap(self, name: str, optional: bool) -> dict[str, str] | None:
-        data = self.configmap_data(name, optional)
-        return None if data is None else data.values
-
-    def secret(self, name: str, optional: bool) -> dict[str, str] | None:
-        data = self.secret_data(name, optional)
-        return None if data is None else data.values
-
 
 # --- the pure core -------------------------------------------------------------------------
 
@@ -485,6 +477,9 @@ class _Container:
         self.secret_values = secret_values
 
 
+_UNSEEN: Any = object()
+
+
 def _from_source(
     value_from: Mapping[str, Any], sources: _Sources
 ) -> tuple[str | None, bool] | None:
@@ -492,31 +487,30 @@ def _from_source(
     secret?)``. ``None`` when it has no such reference."""
     ref = value_from.get("configMapKeyRef")
     if ref is not None:
-        name, key = str(ref.get("name") or ""), str(ref.get("key"))
-        optional = bool(ref.get("optional"))
-        data = sources.configmap(name, optional)
-        if data is None:
-            return None, False
-        value = data.get(key)
-        if value is None:
-            if optional:
-                return None, False
-            raise ConfigError(f"couldn't find key {key} in ConfigMap {sources.namespace}/{name}")
-        return value, False
-    ref = value_from.get("secretKeyRef")
-    if ref is not None:
-        name, key = str(ref.get("name") or ""), str(ref.get("key"))
-        optional = bool(ref.get("optional"))
-        data = sources.secret(name, optional)
-        if data is None:
-            return None, True
-        value = data.get(key)
-        if value is None:
-            if optional:
-                return None, True
-            raise ConfigError(f"couldn't find key {key} in Secret {sources.namespace}/{name}")
-        return value, True
-    return None
+        from_secret = False
+        name = str(ref.get("name") or "")
+        data = sources.configmaps.get(name, _UNSEEN)  # (hot: the per-pod lookup, inlined)
+        if data is _UNSEEN or data is None:
+            data = sources.configmap_data(name, bool(ref.get("optional")))
+    else:
+        ref = value_from.get("secretKeyRef")
+        if ref is None:
+            return None
+        from_secret = True
+        name = str(ref.get("name") or "")
+        data = sources.secrets.get(name, _UNSEEN)
+        if data is _UNSEEN or data is None:
+            data = sources.secret_data(name, bool(ref.get("optional")))
+    if data is None:
+        return None, from_secret
+    key = str(ref.get("key"))
+    value = data.values.get(key)
+    if value is None:
+        if ref.get("optional"):
+            return None, from_secret
+        kind = "Secret" if from_secret else "ConfigMap"
+        raise ConfigError(f"couldn't find key {key} in {kind} {sources.namespace}/{name}")
+    return value, from_secret
 
 
 def resolve_env(

@@ -260,6 +260,10 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
     spec = pod.get("spec") or {}
     plan: _Plan | None = None
     allocatable = node.allocatable if node else None
+    memo: dict[tuple[Any, Any], str] = {}
+    memo_get = memo.get
+    error: FieldPathError | None = None
+    needs_ips = False
     for key in CONTAINER_LISTS:
         for index, c in enumerate(spec.get(key) or ()):
             env = c.get("env")
@@ -276,35 +280,35 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                 field_ref = ref.get("fieldRef")
                 if field_ref is None and ref.get("resourceFieldRef") is None:
                     continue
-                if plan is None:
-                    plan = _Plan()
-                    memo = plan.memo
-                    memo_get = memo.get
                 if out is None:
+                    if plan is None:
+                        plan = _Plan()
                     out = list(env)
                     plan.containers.append((key, index, c, out))
-                ip_entry = field_ref is not None and field_ref.get("fieldPath") in POD_IP_FIELDS
-                if ip_entry:
-                    plan.needs_ips = True
-                if plan.error is not None:
-                    continue  # only looking for pod-IP entries now
-                if ip_entry:
-                    plan.pending.append((out, i, field_ref, c, entry))
+                if field_ref is not None:
+                    path = field_ref.get("fieldPath")
+                    if path in POD_IP_FIELDS:
+                        needs_ips = True
+                        if error is None:
+                            plan.pending.append((out, i, field_ref, c, entry))  # type: ignore[union-attr]
+                        continue
+                    if error is not None:
+                        continue  # only looking for pod-IP entries now
+                    # inlined memo hit of _field_ref_value (hot: containers repeat fields)
+                    version = field_ref.get("apiVersion")
+                    found = (
+                        memo_get((path, version))
+                        if version is None or type(version) is str
+                        else None
+                    )
+                    if type(found) is str:
+                        out[i] = {"name": entry["name"], "value": found}
+                        continue
+                elif error is not None:
                     continue
                 try:
                     if field_ref is not None:
-                        # inlined memo hit of _field_ref_value (hot: containers repeat fields)
-                        version = field_ref.get("apiVersion")
-                        found = (
-                            memo_get((field_ref.get("fieldPath"), version))
-                            if version is None or type(version) is str
-                            else None
-                        )
-                        value = (
-                            found
-                            if type(found) is str
-                            else _field_ref_value(pod, field_ref, node, None, escape_values, memo)
-                        )
+                        value = _field_ref_value(pod, field_ref, node, None, escape_values, memo)
                     else:
                         rf = ref["resourceFieldRef"]
                         target: str | Mapping[str, Any] = rf.get("containerName") or c
@@ -315,9 +319,13 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                         if escape_values:
                             value = escape(value)
                 except FieldPathError as e:
-                    plan.error = _wrap(e, c, entry)
+                    error = _wrap(e, c, entry)
                     continue
                 out[i] = {"name": entry["name"], "value": value}
+    if plan is not None:
+        plan.memo = memo
+        plan.error = error
+        plan.needs_ips = needs_ips
     return plan
 
 
