@@ -305,3 +305,44 @@ async def test_restart_adopts_without_creating_twice(
         *(f"keep-{i}" for i in range(5)),
         "new",
     }
+
+
+async def test_a_backlog_of_instant_syncs_does_not_hold_the_event_loop(
+    start: Any, kube: Kube, backend: MemoryBackend
+) -> None:
+    """A backend that answers without ever waiting would let workers run the whole backlog
+    back to back; the controller yields so that heartbeats and API answers keep flowing."""
+    import asyncio
+    import time
+
+    from vkcompose.node import pods as pods_module
+
+    original = backend.create_pod
+
+    async def busy_create(pod: dict[str, Any], /) -> None:
+        spin_until = time.perf_counter() + 0.002  # CPU-bound work, no await
+        while time.perf_counter() < spin_until:
+            pass
+        await original(pod)
+
+    backend.create_pod = busy_create  # type: ignore[method-assign]
+    n = 150  # 0.3 s of back-to-back work, six slices
+    for i in range(n):
+        await create_pod(kube, make_pod(f"busy-{i}"))
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            seen.append(backend.creates)
+            await asyncio.sleep(0)
+
+    # a bare task: the node's own task groups live in the fixture's exit stack
+    ticking = asyncio.get_running_loop().create_task(ticker())
+    try:
+        await start()
+        await eventually(lambda: backend.creates >= n, limit=30)
+    finally:
+        ticking.cancel()
+    between = {c for c in seen if 0 < c < n}
+    assert len(between) >= 3, f"the loop turned at {sorted(between)} creates only"
+    assert pods_module.SLICE_SECONDS <= 0.05

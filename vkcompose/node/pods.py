@@ -24,6 +24,7 @@ is deleted from the API at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -105,6 +106,10 @@ def _containers(pod: Mapping[str, Any]) -> list[str]:
     return [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
 
 
+SLICE_SECONDS = 0.05
+"""How long workers may run syncs back to back before the event loop polls I/O again."""
+
+
 class PodController:
     """Runs the pods bound to ``node_names`` through ``pipeline`` (see the module docstring)."""
 
@@ -138,6 +143,8 @@ class PodController:
         self._loop_thread = threading.get_ident()
         self._tg: TaskGroup | None = None
         self._token: Any = None
+        self._slice_start = time.perf_counter()
+        self._slice_over = False
 
     # -- informers -----------------------------------------------------------------------------
 
@@ -302,6 +309,20 @@ class PodController:
                 self.queue.add_after(key, self.backoff.next_delay(key))
             finally:
                 self.queue.done(key)
+            if self._slice_over or time.perf_counter() - self._slice_start > SLICE_SECONDS:
+                await self._yield_slice()
+
+    async def _yield_slice(self) -> None:
+        """Let the event loop poll sockets and timers: syncs that never wait (a backend that
+        answers at once) would otherwise run back to back for the whole backlog."""
+        if not self._slice_over:
+            self._slice_over = True
+            asyncio.get_running_loop().call_soon(self._new_slice)
+        await anyio.lowlevel.checkpoint()
+
+    def _new_slice(self) -> None:
+        self._slice_over = False
+        self._slice_start = time.perf_counter()
 
     # -- reconciliation ------------------------------------------------------------------------
 
