@@ -24,6 +24,7 @@ from typing import Any, Final
 import anyio
 import attrs
 
+from vkcompose.middlewares.limits import TokenBucket
 from vkcompose.node.kube import Kube, KubeError, path_of
 from vkcompose.node.queue import ShutDown, WorkQueue
 
@@ -113,8 +114,11 @@ class EventRecorder:
     """Writes aggregated core/v1 Events; :meth:`emit` is the sink middlewares call.
 
     Run :meth:`run` in a task group. ``default_host`` is the source host for objects that do
-    not name a node. At most ``max_pending`` distinct events wait; beyond that new ones are
-    dropped (and counted in :attr:`dropped`) — events are best effort and must never slow pods.
+    not name a node. Writes are limited to ``qps`` per second with bursts of ``burst`` (the
+    kubelet's ``eventRecordQPS`` 50 and ``eventBurst`` 100; ``qps=0`` lifts the limit). At most
+    ``max_pending`` distinct events wait; beyond that new ones are dropped (and counted in
+    :attr:`dropped`) — events are best effort and must never slow pods. A repeat of a waiting
+    event only raises its count.
     """
 
     def __init__(
@@ -125,6 +129,8 @@ class EventRecorder:
         writers: int = 4,
         max_pending: int = 10_000,
         cache_size: int = 4096,
+        qps: float = 50.0,
+        burst: int = 100,
     ) -> None:
         self._kube = kube
         self.default_host = default_host
@@ -138,6 +144,9 @@ class EventRecorder:
         self.dropped = 0
         self.written = 0
         self.enabled = True
+        self._qps = qps
+        self._burst = max(1, burst)
+        self._bucket: TokenBucket | None = None
 
     def emit(self, pod: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
         """Record an event about ``pod`` (a pod or node JSON); returns at once.
@@ -175,6 +184,8 @@ class EventRecorder:
 
     async def run(self) -> None:
         """Write events until cancelled."""
+        if self._qps > 0:
+            self._bucket = TokenBucket(self._qps, self._burst, anyio.current_time())
         async with anyio.create_task_group() as tg:
             for _ in range(self._writers):
                 tg.start_soon(self._writer)
@@ -190,6 +201,10 @@ class EventRecorder:
             except ShutDown:
                 return
             try:
+                if self._bucket is not None:
+                    wait = self._bucket.reserve(anyio.current_time())
+                    if wait > 0:
+                        await anyio.sleep(wait)  # repeats meanwhile only raise the count
                 pending = self._pending.pop(key, None)
                 if pending is not None:
                     await self._write(key, pending)

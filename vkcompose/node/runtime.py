@@ -54,7 +54,9 @@ class NodeRuntime:
         """Assemble controllers for ``node`` on a shared connection ``kube``."""
         pipeline = node.pipeline
         names = node.node_names()
-        events = EventRecorder(kube, default_host=names[0])
+        events = EventRecorder(
+            kube, default_host=names[0], qps=node.event_qps, burst=node.event_burst
+        )
         for middleware in pipeline.middlewares:
             sink = getattr(middleware, "events", None)
             if isinstance(sink, LateEventSink):

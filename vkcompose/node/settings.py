@@ -39,7 +39,8 @@ class VirtualNode:
       (``retry_base_seconds`` doubling up to ``retry_cap_seconds``), backend listing for
       resync (``resync_seconds``) and status polling of backends without notifications
       (``status_poll_seconds``). ``pod_events`` switches Normal lifecycle Events off
-      (warnings are always written).
+      (warnings are always written); ``event_qps``/``event_burst`` limit Event writes as the
+      kubelet's ``eventRecordQPS``/``eventBurst`` do (50/s, bursts of 100; 0 lifts the limit).
     * ``status_coalesce_seconds``: for that long after a create, a status that only says the
       pod is still starting (Pending, containers waiting in ContainerCreating) is held back;
       a later backend status (Running, a failure …) replaces it and is written at once, and
@@ -74,6 +75,8 @@ class VirtualNode:
     retry_base_seconds: float = 1.0
     retry_cap_seconds: float = 60.0
     pod_events: bool = True
+    event_qps: float = 50.0
+    event_burst: int = 100
     status_coalesce_seconds: float = 0.25
     watch_mode: str = "auto"
     """``"node"``: one pod watch per node (``fieldSelector=spec.nodeName=<node>``);

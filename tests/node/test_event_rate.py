@@ -1,0 +1,75 @@
+"""Event writes are rate-limited as the kubelet's eventRecordQPS/eventBurst limit them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from nodekit import eventually
+
+from vkcompose.node.events import EventRecorder
+from vkcompose.node.kube import Kube, path_of
+
+pytestmark = pytest.mark.anyio
+
+
+def pod(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"p{i}", "namespace": "default", "uid": f"uid-{i}"},
+        "spec": {"nodeName": "vk-test"},
+    }
+
+
+async def count_events(kube: Kube) -> int:
+    doc = await kube.get(path_of("events", namespace="default"))
+    return len(doc["items"])
+
+
+async def test_writes_follow_the_token_bucket_and_all_arrive(kube: Kube) -> None:
+    recorder = EventRecorder(kube, qps=20.0, burst=5)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.run)
+        await anyio.lowlevel.checkpoint()
+        start = anyio.current_time()
+        for i in range(25):
+            recorder.emit(pod(i), type="Normal", reason="Created", message="Created pod")
+        samples = []
+        while recorder.written < 25:
+            await anyio.sleep(0.05)
+            samples.append((anyio.current_time() - start, recorder.written))
+            assert samples[-1][0] < 30, "events never finished"
+        tg.cancel_scope.cancel()
+    # never faster than the bucket allows: burst + rate * elapsed (+1 for the one in flight)
+    for elapsed, written in samples:
+        assert written <= 5 + 20.0 * elapsed + 1
+    assert await count_events(kube) == 25
+
+
+async def test_repeats_while_waiting_raise_the_count(kube: Kube) -> None:
+    recorder = EventRecorder(kube, qps=1.0, burst=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.run)
+        recorder.emit(pod(0), type="Normal", reason="Pulled", message="first")
+        await eventually(lambda: recorder.written == 1)
+        for _ in range(3):  # waits for a token: aggregated into one write
+            recorder.emit(pod(1), type="Warning", reason="BackOff", message="again")
+        await eventually(lambda: recorder.written == 2, limit=10)
+        tg.cancel_scope.cancel()
+    doc = await kube.get(path_of("events", namespace="default"))
+    counts = sorted(e["count"] for e in doc["items"])
+    assert counts == [1, 3]
+
+
+async def test_zero_qps_lifts_the_limit(kube: Kube) -> None:
+    recorder = EventRecorder(kube, qps=0, burst=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.run)
+        for i in range(40):
+            recorder.emit(pod(i), type="Normal", reason="Created", message="Created pod")
+        await eventually(lambda: recorder.written == 40, limit=20)
+        tg.cancel_scope.cancel()
+    assert await count_events(kube) == 40
