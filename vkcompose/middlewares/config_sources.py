@@ -43,7 +43,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -567,7 +567,6 @@ def _resolve_container(
 ) -> _Container:
     """:func:`resolve_env` for one container; ``bases`` reuses the ``envFrom`` + service-link
     part of the result across pods."""
-    cname = str(container.get("name") or "")
     secret_prefixes: list[str] = []
     secret_keys: list[str] = []
     parts, skipped, stable = _env_from_parts(container, reader, strict_names, secret_prefixes)
@@ -670,6 +669,7 @@ def _resolve_container(
             continue
         resolved = _from_source(value_from, reader)
         if resolved is None:
+            cname = str(container.get("name") or "")
             if _is_downward(value_from):
                 raise ConfigError(
                     f'container "{cname}": env {name}: its fieldRef/resourceFieldRef is not '
@@ -700,17 +700,27 @@ def _resolve_container(
         found = out_get(name)
         if found is not None and found["value"]:
             held.append(found["value"])
-    command, args = container.get("command"), container.get("args")
     return _Container(
         list(out.values()),
-        None if command is None else [expand(word, final) for word in command],
-        None if args is None else [expand(word, final) for word in args],
+        _expand_words(container.get("command"), final),
+        _expand_words(container.get("args"), final),
         skipped,
         secret_set,
         secret_keys,
         secret_prefixes,
         held,
     )
+
+
+def _expand_words(words: Any, final: Callable[[str], str | None]) -> list[str] | None:
+    """An expanded copy of ``command`` or ``args`` (``None`` when absent)."""
+    if words is None:
+        return None
+    out = list(words)
+    for i, word in enumerate(out):
+        if "$" in word:
+            out[i] = expand(word, final)
+    return out
 
 
 def _needs_work(container: Mapping[str, Any], expand_vars: bool, has_services: bool) -> bool:

@@ -60,6 +60,13 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 def trace_carrier(pod: Pod) -> dict[str, str]:
     """The W3C trace-context headers found in the pod's annotations (empty when none)."""
     annotations: Mapping[str, Any] = (pod.get("metadata") or {}).get("annotations") or {}
+    if (  # the common case: no trace context at all
+        TRACEPARENT_ANNOTATION not in annotations
+        and "traceparent" not in annotations
+        and TRACESTATE_ANNOTATION not in annotations
+        and "tracestate" not in annotations
+    ):
+        return {}
     carrier: dict[str, str] = {}
     for header, key in (
         ("traceparent", TRACEPARENT_ANNOTATION),
@@ -136,7 +143,7 @@ class Tracing:
     ``redact_text`` from :mod:`vkcompose.middlewares.redaction`).
     """
 
-    __slots__ = ("_on_end", "_on_start", "_redact", "_tracer")
+    __slots__ = ("_on_end", "_on_start", "_proxy", "_redact", "_tracer")
 
     def __init__(
         self,
@@ -147,6 +154,8 @@ class Tracing:
         redact: Callable[[str], str] | None = None,
     ) -> None:
         self._tracer = trace.get_tracer("vkcompose", tracer_provider=tracer_provider)
+        # a proxy of the global provider, while no global provider is set (set only once)
+        self._proxy = isinstance(self._tracer, trace.ProxyTracer)
         self._on_start = tuple(on_start)
         self._on_end = tuple(on_end)
         self._redact = redact or _identity
@@ -164,12 +173,12 @@ class Tracing:
 
     def _records_nothing(self) -> bool:
         """Whether spans are no-ops: a no-op tracer, or the global one while no provider is set."""
-        tracer = self._tracer
-        if isinstance(tracer, trace.NoOpTracer):
-            return True
-        return isinstance(tracer, trace.ProxyTracer) and isinstance(
-            trace.get_tracer_provider(), trace.ProxyTracerProvider
-        )
+        if self._proxy:
+            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                return True
+            self._proxy = False  # OpenTelemetry sets the global provider once, for good
+            return False
+        return isinstance(self._tracer, trace.NoOpTracer)
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
         context: Context | None = None
