@@ -299,11 +299,14 @@ class Kube:
         """DELETE ``path`` with an optional ``DeleteOptions`` body."""
         return await self.request("DELETE", path, body=options)
 
-    async def patch_status(self, path: str, patch: Mapping[str, Any]) -> Any:
+    async def patch_status(
+        self, path: str, patch: Mapping[str, Any], *, decode: bool = True
+    ) -> Any:
         """Strategic-merge PATCH of a ``/status`` subresource (merge patch if unsupported).
 
         Strategic merge keeps list items owned by others (conditions are merged by ``type``);
-        callers that may fall back to a merge patch should send complete lists.
+        callers that may fall back to a merge patch should send complete lists. With
+        ``decode=False`` the answer is checked but not parsed (``None`` is returned).
         """
         if self.strategic_status_patch:
             status, data = await self.request_raw(
@@ -312,9 +315,14 @@ class Kube:
             if status != 415:
                 if status >= 300:
                     raise KubeError.from_body(status, data)
-                return orjson.loads(data) if data else None
+                return orjson.loads(data) if data and decode else None
             self.strategic_status_patch = False
-        return await self.patch(path, _without_directives(patch), content_type=MERGE_PATCH)
+        status, data = await self.request_raw(
+            "PATCH", path, body=_without_directives(patch), content_type=MERGE_PATCH
+        )
+        if status >= 300:
+            raise KubeError.from_body(status, data)
+        return orjson.loads(data) if data and decode else None
 
     @contextlib.asynccontextmanager
     async def watch(

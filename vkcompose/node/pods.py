@@ -76,6 +76,8 @@ class _PodState:
     delete_running: bool = False
     failing: bool = False
     started_event: bool = False
+    patched: tuple[Pod, JSON] | None = None
+    """The API pod a status was last written against, and that status."""
 
 
 @attrs.define
@@ -223,6 +225,7 @@ class PodController:
             if new_rv is not None and old_rv is not None and new_rv < old_rv:
                 return  # older than what a status patch answered with
             state.api = pod
+            state.patched = None  # compared by identity with the previous version
             unchanged = (
                 _meta(old).get("deletionTimestamp") == _meta(pod).get("deletionTimestamp")
                 and fingerprint == state.api_fingerprint
@@ -520,7 +523,7 @@ class PodController:
             if not await self._create(key, state, api):
                 return
         else:
-            fingerprint = update_fingerprint(api)
+            fingerprint = state.api_fingerprint or update_fingerprint(api)
             if fingerprint != state.fingerprint and not await self._update(
                 key, state, api, fingerprint
             ):
@@ -535,7 +538,7 @@ class PodController:
             return False
         state.backend_uid = uid_of(api)
         state.created_at = time.monotonic()
-        state.fingerprint = update_fingerprint(api)
+        state.fingerprint = state.api_fingerprint or update_fingerprint(api)
         state.backend_gone = False
         self.stats.creates += 1
         self._recovered(key, state)
@@ -642,6 +645,8 @@ class PodController:
                 self._event(api, NORMAL, "Started", f"Started container {', '.join(running)}")
 
     async def _patch_status(self, key: PodKey, state: _PodState, api: Pod, desired: JSON) -> bool:
+        if state.patched is not None and state.patched[0] is api and state.patched[1] == desired:
+            return False  # already written; the watch has not brought the result back yet
         patch = st.status_patch(
             api.get("status"), desired, strategic=self.kube.strategic_status_patch
         )
@@ -649,19 +654,18 @@ class PodController:
             return False
         body = {"metadata": {"uid": uid_of(api)}, "status": patch}
         try:
-            updated = await self.kube.patch_status(
-                path_of("pods", key[1], namespace=key[0], subresource="status"), body
+            # the answer is not read: the watch delivers the same object (in order)
+            await self.kube.patch_status(
+                path_of("pods", key[1], namespace=key[0], subresource="status"),
+                body,
+                decode=False,
             )
         except KubeError as exc:
             if exc.not_found or exc.conflict:
                 return False  # the pod is gone or was replaced; the watch will tell
             raise
         self.stats.status_patches += 1
-        if isinstance(updated, dict) and uid_of(updated) == uid_of(api):
-            updated.setdefault("kind", "Pod")
-            updated.setdefault("apiVersion", "v1")
-            if state.api is api or (_rv_int(updated) or 0) >= (_rv_int(state.api) or 0):
-                state.api = updated
+        state.patched = (api, desired)
         return True
 
     # -- deletion ------------------------------------------------------------------------------
