@@ -563,3 +563,20 @@ def test_smp_without_merge_lists_is_a_merge_patch(
 def test_merge_list_repr() -> None:
     assert MergeList("name").key == "name"
     assert isinstance(MERGE_KEYS["Pod"]["spec"], dict)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries({"name": _names, "value": st.text(alphabet="xyz", max_size=2)}),
+        max_size=6,
+    )
+)
+def test_smp_into_an_empty_list_keeps_first_appearance_order(patch: list[Any]) -> None:
+    """A first write of a keyed list (e.g. a pod's first status) takes the patch's order;
+    repeated keys merge into their first position."""
+    out = smp({"spec": {"containers": [{"name": "c", "env": patch}]}}, {"spec": {}})
+    env = out["spec"]["containers"][0]["env"] if patch else []
+    first: dict[str, dict[str, str]] = {}
+    for e in patch:
+        first.setdefault(e["name"], {}).update(e)
+    assert env == list(first.values())

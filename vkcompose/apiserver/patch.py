@@ -545,7 +545,9 @@ def _merge_list(original: list[Any], patch: list[Any], spec: MergeList,
                 positions.setdefault(v if type(v) is str else _hk(v), i)
         # Common case (a kubelet's conditions): every server element has a distinct key and the
         # patch names existing elements in their server order; the order is then unchanged.
+        # Also when the live list is empty (a first status write): the patch's order stands.
         in_order = order is None and len(positions) == len(merged)
+        from_empty = not merged
         last = -1
         item = spec.item
         for el in plain:
@@ -558,8 +560,9 @@ def _merge_list(original: list[Any], patch: list[Any], spec: MergeList,
                 last = i
                 merged[i] = _merge_map(merged[i], el, item, path, cv)
             else:
-                in_order = False
-                positions[h] = len(merged)
+                if not from_empty:
+                    in_order = False
+                last = positions[h] = len(merged)
                 merged.append(_merge_map({}, el, item, path, cv))
         if in_order:
             return merged
