@@ -345,9 +345,16 @@ class Kube:
                 raise KubeError.from_body(resp.status, await resp.read())
 
             async def events() -> AsyncIterator[Any]:
-                async for line in resp.content:
-                    if line.strip():
-                        yield orjson.loads(line)
+                # whatever arrived, split into lines here (cheaper than a readline per event)
+                rest = b""
+                async for data in resp.content.iter_any():
+                    lines = (rest + data).split(b"\n") if rest else data.split(b"\n")
+                    rest = lines.pop()
+                    for line in lines:
+                        if line.strip():
+                            yield orjson.loads(line)
+                if rest.strip():
+                    yield orjson.loads(rest)
 
             yield events()
 
