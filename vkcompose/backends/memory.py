@@ -119,6 +119,8 @@ class MemoryBackend:
         self.creates = 0
         """How many pods were actually started (adoptions and repeats excluded)."""
         self._network = ipaddress.ip_network(pod_cidr)
+        self._network_base = int(self._network.network_address)
+        self._address_type = type(self._network.network_address)
         self._next_host = 2
         self._free_ips: list[str] = []
         self._pods: dict[tuple[str, str], _SimPod] = {}
@@ -365,7 +367,7 @@ class MemoryBackend:
             return [self._free_ips.pop()]
         if self._next_host >= self._network.num_addresses - 1:
             raise TemporaryError(f"pod CIDR {self._network} is exhausted")
-        address = str(self._network.network_address + self._next_host)
+        address = str(self._address_type(self._network_base + self._next_host))
         self._next_host += 1
         return [address]
 
@@ -399,7 +401,6 @@ class MemoryBackend:
         spec = pod.get("spec") or {}
         containers = spec.get("containers") or []
         state = sim.state
-        statuses = [self._container_status(sim, c) for c in containers]
         ready = state is SimState.RUNNING
         if not sim.created_wall:
             sim.created_wall = self._wall(sim.created_at)
@@ -419,15 +420,10 @@ class MemoryBackend:
             if not ready:
                 condition["reason"] = not_ready_reason
             conditions.append(condition)
-        phase = {
-            SimState.PENDING: "Pending",
-            SimState.CREATING: "Pending",
-            SimState.RUNNING: "Running",
-            SimState.BACKOFF: "Running",
-            SimState.SUCCEEDED: "Succeeded",
-            SimState.FAILED: "Failed",
-            SimState.TERMINATING: "Running" if sim.started_at is not None else "Pending",
-        }[state]
+        if state is SimState.TERMINATING:
+            phase = "Running" if sim.started_at is not None else "Pending"
+        else:
+            phase = _PHASES[state]
         status: JSON = {
             "phase": phase,
             "conditions": conditions,
@@ -437,7 +433,7 @@ class MemoryBackend:
             "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
         }
         if state is not SimState.PENDING:
-            status["containerStatuses"] = statuses
+            status["containerStatuses"] = [self._container_status(sim, c) for c in containers]
         if sim.ips:
             status["podIP"] = sim.ips[0]
             status["podIPs"] = [{"ip": ip} for ip in sim.ips]
@@ -697,6 +693,17 @@ class MemoryBackend:
             },
             "pods": pods,
         }
+
+
+_PHASES: dict[SimState, str] = {
+    SimState.PENDING: "Pending",
+    SimState.CREATING: "Pending",
+    SimState.RUNNING: "Running",
+    SimState.BACKOFF: "Running",
+    SimState.SUCCEEDED: "Succeeded",
+    SimState.FAILED: "Failed",
+}
+"""Pod phase by simulated state (a terminating pod is Running once it started)."""
 
 
 def _key(pod: Mapping[str, Any]) -> tuple[str, str]:
