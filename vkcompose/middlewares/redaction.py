@@ -201,7 +201,12 @@ def refs_covered(pod: Pod, refs: SecretRefs) -> bool:
             seen: tuple[frozenset[str], tuple[str, ...]] | None = None
             for entry in container.get("env") or ():
                 value_from = entry.get("valueFrom")
-                if value_from and value_from.get("secretKeyRef") and "name" in entry:
+                if (
+                    value_from
+                    and "secretKeyRef" in value_from
+                    and value_from["secretKeyRef"]
+                    and "name" in entry
+                ):
                     if seen is None:
                         seen = refs.get(container.get("name", ""))
                         if seen is None:

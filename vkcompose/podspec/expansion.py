@@ -85,18 +85,17 @@ def expand(s: str, mapping: Mapping[str, str] | Callable[[str], str | None]) -> 
         return parts[0]
     lookup: Callable[[str], str | None]
     kind = type(mapping)
-    if kind is dict:
-        lookup = mapping.get  # type: ignore[union-attr]
-    elif kind is FunctionType or kind is MethodType:  # never a Mapping: skip the ABC check
+    if kind is FunctionType or kind is MethodType:  # never a Mapping: skip the ABC check
         lookup = mapping  # type: ignore[assignment]
+    elif kind is dict:
+        lookup = mapping.get  # type: ignore[union-attr]
     else:
         lookup = mapping.get if isinstance(mapping, Mapping) else mapping
-    out = [parts[0]]
-    for i in range(1, len(parts), 2):
-        name = parts[i]
+    out = list(parts)  # text at even positions stays; names at odd positions are replaced
+    for i in range(1, len(out), 2):
+        name = out[i]
         value = lookup(name)
-        out.append(value if value is not None else f"$({name})")
-        out.append(parts[i + 1])
+        out[i] = value if value is not None else f"$({name})"
     return "".join(out)
 
 
