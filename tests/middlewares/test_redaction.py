@@ -600,3 +600,80 @@ def test_registry_adds_and_discards_like_plain_sets(steps: list[tuple[str, str]]
             model -= forms
         assert set(registry._values) == model
         assert all((v in registry) == (v in model) for v in ("a", "YQ==", "WVE9PQ==", "b"))
+
+
+def test_derives_from_follows_only_recorded_rewrites() -> None:
+    import contextvars
+
+    from vkcompose.middlewares.secret_report import REFS_KEPT, derives_from
+
+    original: dict[str, Any] = {"n": 0}
+    first: dict[str, Any] = {"n": 1}
+    second: dict[str, Any] = {"n": 2}
+    stranger: dict[str, Any] = {"n": 3}
+
+    def check() -> None:
+        assert derives_from(original, original)
+        assert not derives_from(first, original)
+        REFS_KEPT.set((first, original, REFS_KEPT.get()))
+        assert derives_from(first, original)
+        assert not derives_from(second, original)  # made from first by an unrecorded rewrite
+        REFS_KEPT.set((second, first, REFS_KEPT.get()))
+        assert derives_from(second, original) and derives_from(second, first)
+        assert not derives_from(stranger, original)
+        assert not derives_from(original, second)  # never backwards
+
+    contextvars.copy_context().run(check)
+    assert REFS_KEPT.get() is None
+
+
+@pytest.mark.anyio
+async def test_learner_in_the_default_order_and_with_a_rewrite_between_resolvers() -> None:
+    """DownwardAPI and ServiceLinks record that they keep Secret references, so the learner
+    trusts the resolver's report in the default order; a middleware between them and the
+    resolver that resolves a secretKeyRef itself breaks that chain, and the learner falls back
+    to names — the secret it resolved is still learned."""
+    from vkcompose.middlewares.config_sources import ResolveConfigSources
+    from vkcompose.middlewares.downward_api import DownwardAPI
+    from vkcompose.middlewares.service_links import ServiceLinks, StaticServices
+
+    def pod() -> dict[str, Any]:
+        p = submitted_pod()
+        p["spec"]["containers"][0]["env"].append(
+            {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        )
+        return p
+
+    async def early_resolver(op: Op, call_next: Handler) -> Any:
+        if isinstance(op, CreatePod):
+            container = op.pod["spec"]["containers"][0]
+            env = [
+                {"name": "PASSWORD", "value": SECRET} if e["name"] == "PASSWORD" else e
+                for e in container["env"]
+            ]
+            op = attrs.evolve(
+                op, pod={**op.pod, "spec": {"containers": [{**container, "env": env}]}}
+            )
+        return await call_next(op)
+
+    services = StaticServices(
+        [{"metadata": {"name": "db", "namespace": "prod"}, "spec": {"clusterIP": "10.0.0.9"}}]
+    )
+    for between in ([], [early_resolver]):
+        secrets = SecretRegistry(with_base64=False)
+        redaction = Redaction(secrets)
+        backend = _Recording()
+        pipeline = compose(
+            redaction,
+            DownwardAPI(),
+            ServiceLinks(services),
+            *between,
+            ResolveConfigSources(_report_sources()),
+            redaction.learner(),
+            backend=backend,
+        )
+        await pipeline(CreatePod(pod=pod()))
+        assert SECRET in secrets and DB_SECRET in secrets
+        assert SECRET not in secrets.redact_text(str(backend.seen))
+        if not between:  # exactly the Secret data (learning by name over-redacts DB_*)
+            assert set(secrets._values) == {SECRET, DB_SECRET}

@@ -937,10 +937,11 @@ class ResolveConfigSources:
                             reason=INVALID_NAMES_REASON,
                             message=skip.message,
                         )
-                if resolved.pod is not op.pod:
+                source = op.pod
+                if resolved.pod is not source:
                     op = with_pod(op, resolved.pod)
                 token = SECRET_REPORT.set(
-                    SecretReport(resolved.pod, resolved.refs, tuple(resolved.values))
+                    SecretReport(resolved.pod, resolved.refs, tuple(resolved.values), source)
                 )
                 try:
                     return await call_next(op)

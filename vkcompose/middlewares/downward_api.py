@@ -36,6 +36,7 @@ from typing import Any
 
 from vkcompose.errors import InvalidInput, Unsupported
 from vkcompose.middlewares.pod_ops import with_pod
+from vkcompose.middlewares.secret_report import REFS_KEPT
 from vkcompose.ops import AllocatePodIPs, CreatePod, NodeInfo, Op, UpdatePod
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import Pod
@@ -427,7 +428,14 @@ class DownwardAPI:
                     new_pod = _finish(pod, plan, node, pod_ips, self.escape_values)
                 except FieldPathError as e:
                     raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
-                return await call_next(with_pod(op, new_pod))
+                # only downward API entries are replaced: every Secret reference is kept (for
+                # redaction; an entry naming both a fieldRef and a secretKeyRef resolves to the
+                # fieldRef's value, no Secret data)
+                token = REFS_KEPT.set((new_pod, pod, REFS_KEPT.get()))
+                try:
+                    return await call_next(with_pod(op, new_pod))
+                finally:
+                    REFS_KEPT.reset(token)
             case _:
                 return await call_next(op)
 

@@ -54,7 +54,7 @@ from opentelemetry.trace import Link, Status
 
 from vkcompose.errors import VKComposeError
 from vkcompose.middlewares.retry.middleware import error_type
-from vkcompose.middlewares.secret_report import SECRET_REPORT, SecretRefs
+from vkcompose.middlewares.secret_report import SECRET_REPORT, SecretRefs, derives_from
 from vkcompose.ops import Op
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import Pod
@@ -413,7 +413,14 @@ class LearnSecrets:
             original = _ORIGINAL_POD.get()
             if original is not None and original is not pod:
                 report = SECRET_REPORT.get()
-                if report is not None and report.pod is pod and refs_covered(original, report.refs):
+                if (
+                    report is not None
+                    and report.pod is pod
+                    and (
+                        (report.source is not None and derives_from(report.source, original))
+                        or refs_covered(original, report.refs)
+                    )
+                ):
                     add = self.registry.add
                     for value in report.values:
                         add(value)

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from vkcompose.middlewares.pod_ops import with_pod
+from vkcompose.middlewares.secret_report import REFS_KEPT
 from vkcompose.ops import CreatePod, Op, UpdatePod
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import JSON, Pod
@@ -295,7 +296,14 @@ class ServiceLinks:
         match op:
             case CreatePod() | UpdatePod():
                 new_pod = _prepend(op.pod, self.links_for(op.pod))
-                return await call_next(with_pod(op, new_pod))
+                if new_pod is op.pod:
+                    return await call_next(op)
+                # only literal entries are added: every Secret reference is kept (for redaction)
+                token = REFS_KEPT.set((new_pod, op.pod, REFS_KEPT.get()))
+                try:
+                    return await call_next(with_pod(op, new_pod))
+                finally:
+                    REFS_KEPT.reset(token)
             case _:
                 return await call_next(op)
 
