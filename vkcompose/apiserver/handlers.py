@@ -690,8 +690,12 @@ class APIHandler:
             wait_for = deadline - now
             if bookmarks:
                 wait_for = min(wait_for, max(next_bookmark - now, 0.0))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.wait(), timeout=max(wait_for, 0.0))
+            if not sub.queue:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(wait_for, 0.0)):
+                        await sub.wait()
+                # let the requests of this loop turn commit too: one write carries them all
+                await asyncio.sleep(0)
 
     def _quiet_rv(self, sub: Subscription) -> int:
         # with an empty queue this watcher has seen every event committed so far
