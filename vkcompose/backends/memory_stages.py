@@ -112,6 +112,8 @@ class SimOverrides:
     def from_pod(cls, pod: Mapping[str, Any]) -> SimOverrides:
         """Parse a pod's annotations; bad values raise :class:`InvalidInput` naming the key."""
         annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
+        if not any(key.startswith(ANNOTATION_PREFIX) for key in annotations):
+            return _NO_OVERRIDES
         delays = {}
         for stage in DEFAULT_STAGES:
             value = _number(annotations, stage.delay_key)
@@ -159,3 +161,7 @@ __all__ = [
     "Stage",
     "backoff_delay",
 ]
+
+
+_NO_OVERRIDES = SimOverrides()
+"""What a pod without ``sim.vkcompose.io/*`` annotations gets (shared: nothing mutates it)."""
