@@ -700,10 +700,11 @@ def _resolve_container(
         found = out_get(name)
         if found is not None and found["value"]:
             held.append(found["value"])
+    command, args = container.get("command"), container.get("args")
     return _Container(
         list(out.values()),
-        _expand_words(container.get("command"), final),
-        _expand_words(container.get("args"), final),
+        None if command is None else _expand_words(command, final),
+        None if args is None else _expand_words(args, final),
         skipped,
         secret_set,
         secret_keys,
@@ -712,10 +713,8 @@ def _resolve_container(
     )
 
 
-def _expand_words(words: Any, final: Callable[[str], str | None]) -> list[str] | None:
-    """An expanded copy of ``command`` or ``args`` (``None`` when absent)."""
-    if words is None:
-        return None
+def _expand_words(words: Any, final: Callable[[str], str | None]) -> list[str]:
+    """An expanded copy of ``command`` or ``args``."""
     out = list(words)
     for i, word in enumerate(out):
         if "$" in word:
@@ -817,7 +816,10 @@ def _resolve_pod(
     expand_vars: bool,
     strict_names: bool,
     cache: _SourceCache | None,
+    names: bool = True,
 ) -> _PodResolution:
+    """:func:`resolve_pod`; ``names=False`` leaves ``secret_names`` empty (the middleware
+    reports Secret data through the report's values instead)."""
     spec = pod.get("spec") or {}
     new_spec: dict[str, Any] | None = None
     skipped: list[SkippedKeys] = []
@@ -858,10 +860,10 @@ def _resolve_pod(
             changed = True
             if got.skipped:
                 skipped.extend(got.skipped)
-            cname = str(c.get("name") or "")
-            if got.secret:
-                secret_names[cname] = frozenset(got.secret)
+            if got.secret and names:
+                secret_names[str(c.get("name") or "")] = frozenset(got.secret)
             if got.secret_keys or got.secret_prefixes:
+                cname = str(c.get("name") or "")
                 seen = refs.get(cname)
                 if seen is None:
                     refs[cname] = (frozenset(got.secret_keys), tuple(got.secret_prefixes))
@@ -926,6 +928,7 @@ class ResolveConfigSources:
                         expand_vars=self.expand_vars,
                         strict_names=self.strict_names,
                         cache=self._cache,
+                        names=False,
                     )
                 except ConfigError as e:
                     raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
