@@ -133,6 +133,21 @@ async def test_urgent_keys_go_first_but_ordinary_ones_are_not_starved() -> None:
     assert order == ["u1", "u2", "o1", "u3", "o2", "o3"]
 
 
+def test_cancel_after_drops_only_the_schedule_it_names() -> None:
+    now = [0.0]
+    q: WorkQueue[str] = WorkQueue(clock=lambda: now[0])
+    due = q.add_after("a", 5.0)
+    assert due == 5.0 and q.delayed == 1
+    q.cancel_after("a", 4.0)  # not the pending schedule: kept
+    assert q.delayed == 1
+    assert q.add_after("a", 9.0) is None  # the earlier schedule wins
+    q.cancel_after("a", due)
+    assert q.delayed == 0 and q.idle()
+    now[0] = 10.0
+    q._pop_due()
+    assert len(q) == 0  # the cancelled schedule never fires
+
+
 @pytest.mark.anyio
 async def test_queue_add_after_and_shutdown() -> None:
     q: WorkQueue[str] = WorkQueue()

@@ -78,6 +78,10 @@ class _PodState:
     started_event: bool = False
     patched: tuple[Pod, JSON] | None = None
     """The API pod a status was last written against, and that status."""
+    checked: tuple[Pod, JSON] | None = None
+    """The API pod and backend status last compared (nothing to write while both stay)."""
+    hold_due: float | None = None
+    """When a held "still starting" status is due (cancelled once a later one is written)."""
 
 
 @attrs.define
@@ -627,8 +631,17 @@ class PodController:
             if held > 0 and (api.get("status") or {}).get("phase", "Pending") == "Pending":
                 # the backend is starting the pod: its next status usually follows within
                 # milliseconds; write once with that (or this one when the window ends)
-                self.queue.add_after(key, held)
+                due = self.queue.add_after(key, held)
+                if due is not None:
+                    state.hold_due = due
                 return
+        checked = state.checked
+        if checked is not None and checked[0] is api and checked[1] is state.backend_status:
+            return  # neither the API pod nor the backend status changed since the last look
+        backend_status = state.backend_status
+        if state.hold_due is not None:
+            self.queue.cancel_after(key, state.hold_due)  # this write supersedes the held one
+            state.hold_due = None
         info = self._info(api)
         desired = st.desired_status(
             api,
@@ -638,7 +651,9 @@ class PodController:
             host_network=bool(info and info.host_network),
         )
         old = api.get("status") or {}
-        if await self._patch_status(key, state, api, desired) and not state.started_event:
+        written = await self._patch_status(key, state, api, desired)
+        state.checked = (api, backend_status)  # only once the write (if any) went through
+        if written and not state.started_event:
             running = st.newly_running(old, desired)
             if running:
                 state.started_event = True

@@ -165,21 +165,31 @@ class WorkQueue(Generic[K]):
             return key
         return None
 
-    def add_after(self, key: K, delay: float) -> None:
-        """Queue ``key`` after ``delay`` seconds (an earlier pending schedule wins)."""
+    def add_after(self, key: K, delay: float) -> float | None:
+        """Queue ``key`` after ``delay`` seconds (an earlier pending schedule wins).
+
+        Returns the due time of the schedule this call made (``None``: it made none), for
+        :meth:`cancel_after`.
+        """
         if self._shutdown:
-            return
+            return None
         if delay <= 0:
             self.add(key)
-            return
+            return None
         due = self._clock() + delay
         current = self._timer_due.get(key)
         if current is not None and current <= due:
-            return
+            return None
         self._timer_due[key] = due
         heapq.heappush(self._timers, (due, next(self._seq), key))
         if self._timers[0][2] == key:
             self._timer_wakeup.set()
+        return due
+
+    def cancel_after(self, key: K, due: float) -> None:
+        """Drop the pending schedule of ``key`` if it is still the one due at ``due``."""
+        if self._timer_due.get(key) == due:
+            del self._timer_due[key]  # its heap entry is skipped as superseded
 
     def _wake_one(self) -> None:
         while self._waiters:
