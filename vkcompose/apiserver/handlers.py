@@ -866,20 +866,11 @@ def field_matcher(kind: str, fs: selectors.FieldSelector) -> Callable[[dict[str,
         for (outer, inner), eq, value in direct:
             got = obj.get(outer)
             have = got.get(inner) if isinstance(got, dict) else None
-            if ((have if isinstance(have, str) else _field_text(have)) == value) != eq:
+            if ((have if isinstance(have, str) else selectors.field_text(have)) == value) != eq:
                 return False
         return True
 
     return match
-
-
-def _field_text(value: Any) -> str:
-    """A field value as field selectors compare it (missing is empty, booleans lowercase)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _filtered_type(event: Event, match: Matcher | None) -> str | None:

@@ -33,6 +33,7 @@ __all__ = [
     "check_field_selector",
     "escape_field_value",
     "field_selector_for",
+    "field_text",
     "is_dns1123_label",
     "is_dns1123_subdomain",
     "is_qualified_name",
@@ -809,12 +810,20 @@ def _get(obj: Mapping[str, Any], *path: str) -> Any:
     return cur
 
 
-def _s(v: Any) -> str:
+def field_text(v: Any) -> str:
+    """A value as field selectors compare it: missing is empty, booleans are lowercase.
+
+    >>> field_text(None), field_text(True), field_text(3)
+    ('', 'true', '3')
+    """
     if v is None:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
+
+
+_s = field_text
 
 
 def object_fields(kind: str, obj: Mapping[str, Any]) -> dict[str, str]:
