@@ -272,3 +272,23 @@ async def test_limit_bounds_open_connections(serve: Any) -> None:
         await pool.close()
     assert [status for status, _ in results] == [200] * 10
     assert server.connections <= 2
+
+
+async def test_interim_answers_are_skipped(serve: Any) -> None:
+    server = await serve(lambda request, i: [b"HTTP/1.1 100 Continue\r\n\r\n", *ok(b'{"ok":true}')])
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        assert await pool.request(req("POST", body=b"{}"), "POST", 5) == (200, b'{"ok":true}')
+    finally:
+        await pool.close()
+
+
+async def test_bytes_beyond_an_answer_retire_the_connection(serve: Any) -> None:
+    server = await serve(lambda request, i: [ok(b"{}")[0] + b"HTTP/1.1 200 OK\r\n"])
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        for _ in range(2):
+            assert (await pool.request(req(), "GET", 5)) == (200, b"{}")
+    finally:
+        await pool.close()
+    assert server.connections == 2

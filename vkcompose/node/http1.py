@@ -128,13 +128,18 @@ class _Connection(asyncio.Protocol):
     # ----------------------------------------------------------------- parsing
     def _parse(self) -> tuple[int, bytes] | None:
         buf = self._buf
-        if not self._head_done:
+        while not self._head_done:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(buf) > MAX_HEADER:
                     raise HTTPProtocolError("the answer's header is too large")
                 return None
             self._read_head(bytes(buf[:end]))
+            if 100 <= self._status < 200:
+                # an interim answer (100 Continue, 103 Early Hints): the real one follows
+                del buf[: end + 4]
+                self._length, self._chunked = -1, False
+                continue
             self._body_start = end + 4
             self._head_done = True
         start = self._body_start
@@ -143,6 +148,8 @@ class _Connection(asyncio.Protocol):
         if self._length >= 0:
             if len(buf) - start < self._length:
                 return None
+            if len(buf) - start > self._length:
+                self._keep_alive = False  # bytes beyond the answer: out of step, do not reuse
             return self._status, bytes(buf[start : start + self._length])
         # no length: the body ends when the server closes (not kept alive)
         self._keep_alive = False
@@ -177,7 +184,7 @@ class _Connection(asyncio.Protocol):
                     self._keep_alive = False
                 elif token == b"keep-alive":
                     self._keep_alive = True
-        if self._status in (204, 304) or 100 <= self._status < 200:
+        if self._status in (204, 304):
             self._length = 0
             self._chunked = False
 
@@ -196,8 +203,11 @@ class _Connection(asyncio.Protocol):
             data_start = line_end + 2
             if size == 0:
                 # trailers end with an empty line
-                if buf.find(b"\r\n\r\n", line_end) < 0:
+                end = buf.find(b"\r\n\r\n", line_end)
+                if end < 0:
                     return None
+                if end + 4 < len(buf):
+                    self._keep_alive = False  # bytes beyond the answer: do not reuse
                 return self._status, b"".join(chunks)
             if len(buf) < data_start + size + 2:
                 return None
