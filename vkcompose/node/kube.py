@@ -3,8 +3,10 @@
 :class:`Kube` wraps a ``kubernetes_asyncio`` :class:`ApiClient` (configuration, TLS, auth and its
 aiohttp connection pool) and adds what the controllers need on their hot paths: requests whose
 bodies are encoded and decoded with orjson as plain dicts (no model classes), patches with the
-right content type, and a watch stream of raw events. Every virtual node of a process shares one
-``Kube`` (one connection pool).
+right content type, and a watch stream of raw events. Request/response calls go over a lean
+keep-alive HTTP/1.1 pool (:mod:`vkcompose.node.http1`) with the client's TLS settings; watches,
+and every call when a proxy is configured, use aiohttp. Every virtual node of a process shares
+one ``Kube``.
 
 Configuration is found as kubectl finds it: an explicit kubeconfig path, else ``$KUBECONFIG``,
 else ``~/.kube/config``, else the in-cluster service account.
