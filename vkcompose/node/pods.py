@@ -155,10 +155,7 @@ class PodController:
     # -- informers -----------------------------------------------------------------------------
 
     def _make_informers(self) -> list[Informer]:
-        mode = self.node.watch_mode
-        if mode == "auto":
-            mode = "node" if len(self.node_names) <= self.node.fleet_watch_threshold else "fleet"
-        if mode == "node":
+        if self.node.effective_watch_mode(len(self.node_names)) == "node":
             return [
                 Informer(
                     self.kube,

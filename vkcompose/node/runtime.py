@@ -171,9 +171,9 @@ async def run_virtual_node(
     registered. With ``task_status`` (``await tg.start(run_virtual_node, node, ...)``) the
     caller gets the runtime once pods are reconciled.
     """
-    pool = 64 + (
-        len(node.node_names()) if len(node.node_names()) <= node.fleet_watch_threshold else 1
-    )
+    # request/response calls share 64 connections; each pod watch holds one more
+    watches = len(node.node_names()) if node.effective_watch_mode() == "node" else 1
+    pool = 64 + watches
     async with _kube_for(api_client, kube, kubeconfig, pool) as k:
         runtime = NodeRuntime.build(node, k)
         try:

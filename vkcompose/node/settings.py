@@ -89,6 +89,18 @@ class VirtualNode:
         """The recipe's middlewares composed in front of its backend."""
         return compose(*self.middlewares, backend=self.backend)
 
+    def effective_watch_mode(self, nodes: int | None = None) -> str:
+        """``"node"`` (one pod watch per node) or ``"fleet"`` (one watch), ``auto`` resolved
+        for ``nodes`` nodes (default: this setting's fleet).
+
+        >>> VirtualNode(name="n", backend=None, replicas=100).effective_watch_mode()
+        'fleet'
+        """
+        if self.watch_mode != "auto":
+            return self.watch_mode
+        count = len(self.node_names()) if nodes is None else nodes
+        return "node" if count <= self.fleet_watch_threshold else "fleet"
+
     def effective_allocatable(self) -> dict[str, str]:
         """Allocatable resources (``capacity`` when not given)."""
         return dict(self.allocatable if self.allocatable is not None else self.capacity)
