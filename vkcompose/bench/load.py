@@ -1,10 +1,10 @@
 """The load generator: raw HTTP pod creates/deletes and a watch that timestamps pod states.
 
-:class:`LoadClient` sends raw requests through a kubernetes_asyncio ``ApiClient``'s connection
-pool (its TLS, auth and configuration; no model classes), with its own ``User-Agent`` so the
-server-side request counter can tell the load from the node. :class:`PodTracker` takes the
-events of one watch and records, per pod name, when its create was sent, when it was first seen
-``Running``, when its delete was sent and when it was gone.
+:class:`LoadClient` sends raw requests with a kubernetes_asyncio ``ApiClient``'s settings (its
+TLS, auth and configuration; no model classes) through :class:`~vkcompose.node.kube.Kube`, with
+its own ``User-Agent`` so the server-side request counter can tell the load from the node.
+:class:`PodTracker` takes the events of one watch and records, per pod name, when its create
+was sent, when it was first seen ``Running``, when its delete was sent and when it was gone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 import anyio
@@ -21,10 +20,10 @@ import orjson
 
 from vkcompose.bench.pods import LABEL, NAMESPACE
 from vkcompose.bench.requests import LOAD_USER_AGENT
+from vkcompose.node.kube import JSON_CT, Kube
 
 __all__ = ["LoadClient", "LoadError", "PodTracker", "watch_pods"]
 
-JSON_CT = "application/json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 Clock = Callable[[], float]
@@ -35,31 +34,13 @@ class LoadError(Exception):
 
 
 class LoadClient:
-    """Raw JSON requests over a kubernetes_asyncio client's pool (not closed here)."""
+    """Raw JSON requests with the load generator's ``User-Agent``, over a :class:`Kube` made on
+    a kubernetes_asyncio client (the client is not closed here; :meth:`close` closes the rest).
+    """
 
     def __init__(self, api_client: Any) -> None:
         self.api_client = api_client
-        cfg = api_client.configuration
-        self._host = str(cfg.host).rstrip("/")
-        self._server_hostname = getattr(api_client.rest_client, "server_hostname", None)
-        self._needs_auth = bool(cfg.api_key) or cfg.refresh_api_key_hook is not None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The connection pool."""
-        session: aiohttp.ClientSession = self.api_client.rest_client.pool_manager
-        return session
-
-    async def _headers(self, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": JSON_CT, "User-Agent": LOAD_USER_AGENT}
-        if content_type:
-            headers["Content-Type"] = content_type
-        if self._needs_auth:
-            await self.api_client.update_params_for_auth(headers, [], ["BearerToken"])
-        return headers
-
-    def _url(self, path: str, query: Mapping[str, str] | None) -> str:
-        return self._host + path + ("?" + urlencode(query) if query else "")
+        self.kube = Kube(api_client, user_agent=LOAD_USER_AGENT)
 
     async def request(
         self,
@@ -72,19 +53,14 @@ class LoadClient:
         timeout_seconds: float = 60.0,
     ) -> tuple[int, bytes]:
         """Send one request; ``(status, body)`` whatever the status."""
-        data = None if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
-        kwargs: dict[str, Any] = {}
-        if self._server_hostname:
-            kwargs["server_hostname"] = self._server_hostname
-        async with self.session.request(
+        return await self.kube.request_raw(
             method,
-            self._url(path, query),
-            data=data,
-            headers=await self._headers(content_type if data is not None else None),
-            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
-            **kwargs,
-        ) as response:
-            return response.status, await response.read()
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            timeout_seconds=timeout_seconds,
+        )
 
     async def ensure(self, plural: str, obj: Mapping[str, Any]) -> None:
         """Create ``obj`` (namespaced by its metadata) unless it exists."""
@@ -99,16 +75,12 @@ class LoadClient:
         self, path: str, query: Mapping[str, str]
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """A streaming GET (a watch); no total timeout, 5 min of silence at most."""
-        kwargs: dict[str, Any] = {}
-        if self._server_hostname:
-            kwargs["server_hostname"] = self._server_hostname
-        async with self.session.get(
-            self._url(path, query),
-            headers=await self._headers(None),
-            timeout=aiohttp.ClientTimeout(total=None, sock_read=300),
-            **kwargs,
-        ) as response:
+        async with self.kube.stream(path, query, read_timeout=300) as response:
             yield response
+
+    async def close(self) -> None:
+        """Close the connections this client opened (the kubernetes_asyncio client stays)."""
+        await self.kube.close()
 
 
 def _reason(body: bytes) -> str:

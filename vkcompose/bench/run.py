@@ -287,6 +287,7 @@ async def run_round(
                     )
                     node_tg.cancel_scope.cancel()
             finally:
+                await load.close()
                 await load_api.close()
                 await node_client.close()
                 aclose = getattr(node.backend, "aclose", None)

@@ -118,9 +118,16 @@ def path_of(
 class Kube:
     """A shared API connection: raw JSON requests, patches and watches over one pool."""
 
-    def __init__(self, api_client: k8s_client.ApiClient, *, owned: bool = False) -> None:
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        *,
+        owned: bool = False,
+        user_agent: str = USER_AGENT,
+    ) -> None:
         self.api_client = api_client
         self._owned = owned
+        self.user_agent = user_agent
         cfg = api_client.configuration
         self._host = str(cfg.host).rstrip("/")
         self._base = URL(self._host)
@@ -190,9 +197,8 @@ class Kube:
         await self.api_client.update_params_for_auth(headers, [], ["BearerToken"])
         return headers
 
-    @staticmethod
-    def _base_headers(content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": JSON_CT, "User-Agent": USER_AGENT}
+    def _base_headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": JSON_CT, "User-Agent": self.user_agent}
         if content_type:
             headers["Content-Type"] = content_type
         return headers
@@ -327,6 +333,21 @@ class Kube:
         return orjson.loads(data) if data and decode else None
 
     @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, query: Query | None = None, *, read_timeout: float | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A streaming GET (no total timeout; ``read_timeout`` bounds silence), whatever its
+        status: the caller reads the aiohttp response."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        async with self.session.get(
+            self._url(path, query),
+            headers=await self._headers(None),
+            timeout=timeout,
+            **self._extra,
+        ) as resp:
+            yield resp
+
+    @contextlib.asynccontextmanager
     async def watch(
         self, path: str, query: Query, *, read_timeout: float | None = None
     ) -> AsyncIterator[AsyncIterator[Any]]:
@@ -338,11 +359,7 @@ class Kube:
         """
         q = list(query.items() if isinstance(query, Mapping) else query)
         q.append(("watch", "1"))
-        headers = await self._headers(None)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
-        async with self.session.get(
-            self._url(path, q), headers=headers, timeout=timeout, **self._extra
-        ) as resp:
+        async with self.stream(path, q, read_timeout=read_timeout) as resp:
             if resp.status != 200:
                 raise KubeError.from_body(resp.status, await resp.read())
 
