@@ -412,3 +412,54 @@ async def test_middleware_equals_the_pure_core_errors_and_ip_requests_included(
     assert pod == before
     if ips:
         assert isinstance(backend, IPBackend) and backend.asked == int(needs_pod_ips(pod))
+
+
+FIELD_PATHS = [
+    "metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
+    "metadata.labels['app']", "metadata.annotations['a.b/c']", "metadata.labels['']",
+    "metadata.annotations", "spec.nodeName", "spec.labels['x']", "status.podIP",
+    "status.phase", "metadata.name['x']", "", "metadata.labels['app'",
+]  # fmt: skip
+
+
+@given(
+    meta=st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.sampled_from(["web", "", None]),
+            "namespace": st.just("shop"),
+            "uid": st.just("u-1"),
+            "labels": st.one_of(
+                st.none(),
+                st.dictionaries(
+                    st.sampled_from(["app", "", "x"]),
+                    st.one_of(st.text(max_size=3), st.none(), st.just(0)),
+                ),
+            ),
+            "annotations": st.dictionaries(st.sampled_from(["a.b/c", "z"]), st.just("v$")),
+        },
+    ),
+)
+def test_compiled_field_getters_equal_the_general_path(meta: dict[str, Any]) -> None:
+    """The getters cached per (fieldPath, apiVersion) give exactly what the general downward
+    API code gives (values and errors), whatever the pod."""
+    from vkcompose.middlewares import downward_api
+
+    pod = {"metadata": meta, "spec": {"nodeName": "vk-1"}}
+    ips = ["10.0.0.5"]
+    for path in FIELD_PATHS:
+        for version in (None, "", "v1", "v2"):
+            ref: dict[str, Any] = {"fieldPath": path}
+            if version is not None:
+                ref["apiVersion"] = version
+            try:
+                expected: str = downward_api._env_field_value(pod, ref, NODE, ips)
+            except FieldPathError as e:
+                expected = f"error: {e}"
+            downward_api._GETTERS.clear()
+            for _ in range(2):  # compiling, then the cached getter
+                try:
+                    got = downward_api._field_ref_value(pod, ref, NODE, ips, False, {})
+                except FieldPathError as e:
+                    got = f"error: {e}"
+                assert got == expected

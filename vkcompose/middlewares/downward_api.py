@@ -31,7 +31,7 @@ cannot be known the pod fails with ``CreateContainerConfigError`` — never an e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from vkcompose.errors import InvalidInput, Unsupported
@@ -245,11 +245,44 @@ def _field_ref_value(
     cacheable = type(path) is str and (version is None or type(version) is str)
     value = memo.get(key) if cacheable else None
     if value is None:
-        value = _env_field_value(pod, field_ref, node, pod_ips)
+        getter = _GETTERS.get(key, _UNCOMPILED) if cacheable else None
+        if getter is _UNCOMPILED:
+            getter = _compile_field(str(path), version)
+            if len(_GETTERS) >= _GETTERS_LIMIT:
+                _GETTERS.clear()
+            _GETTERS[key] = getter
+        value = (
+            getter(pod.get("metadata") or {})
+            if getter is not None
+            else _env_field_value(pod, field_ref, node, pod_ips)
+        )
         value = escape(value) if escape_values else value
         if cacheable:
             memo[key] = value
     return value
+
+
+_Getter = Callable[[Mapping[str, Any]], str]
+_UNCOMPILED: Any = object()
+_GETTERS: dict[tuple[Any, Any], _Getter | None] = {}
+"""(fieldPath, apiVersion) → a getter of the value from the pod's metadata, for the paths that
+need nothing else; ``None``: use :func:`_env_field_value` (all other paths, and errors)."""
+_GETTERS_LIMIT = 1024
+
+
+def _compile_field(path: str, version: str | None) -> _Getter | None:
+    """What :func:`_env_field_value` computes for a ``metadata`` field path, as a getter over
+    ``metadata`` (``None`` for every other path or an unsupported ``apiVersion``)."""
+    if version not in (None, "", "v1"):
+        return None
+    if path in ("metadata.name", "metadata.namespace", "metadata.uid"):
+        field = path.removeprefix("metadata.")
+        return lambda meta: str(meta.get(field) or "")
+    head, subscript = split_subscript(path)
+    if subscript is not None and head in ("metadata.labels", "metadata.annotations"):
+        table = head.removeprefix("metadata.")
+        return lambda meta: str((meta.get(table) or {}).get(subscript, ""))
+    return None
 
 
 def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
