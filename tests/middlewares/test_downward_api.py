@@ -463,3 +463,77 @@ def test_compiled_field_getters_equal_the_general_path(meta: dict[str, Any]) -> 
                 except FieldPathError as e:
                     got = f"error: {e}"
                 assert got == expected
+
+
+same_names_entries = st.lists(
+    st.builds(
+        lambda name, value, value_from: {
+            "name": name,
+            **({} if value is None else {"value": value}),
+            **({} if value_from is None else {"valueFrom": value_from}),
+        },
+        st.sampled_from(["A", "B"]),
+        st.sampled_from([None, "", "lit", "$(A)"]),
+        st.sampled_from(
+            [
+                None,
+                {},
+                {"fieldRef": {"fieldPath": "metadata.name"}},
+                {"fieldRef": {"fieldPath": "status.podIP"}},
+                {"fieldRef": {"fieldPath": "status.phase"}},
+                {"fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v2"}},
+                {"fieldRef": None, "resourceFieldRef": {"resource": "limits.cpu"}},
+                {"resourceFieldRef": {"resource": "limits.gpu"}},
+                {"configMapKeyRef": {"name": "m", "key": "k"}},
+            ]
+        ),
+    ),
+    max_size=3,
+)
+
+
+@given(
+    envs=st.lists(same_names_entries, min_size=1, max_size=6),
+    mutate=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2), same_names_entries)),
+)
+@pytest.mark.anyio
+async def test_env_steps_reused_across_pods_equal_the_pure_core(
+    envs: list[list[dict[str, Any]]], mutate: list[tuple[int, int, list[dict[str, Any]]]]
+) -> None:
+    """The downward API steps remembered per ``env`` (found by entry names) give, pod after
+    pod, what resolve_downward gives — also for an ``env`` with the same names but other
+    entries, and for one changed in place after it was seen."""
+    from vkcompose.middlewares import downward_api
+
+    downward_api._STEPS.clear()
+    backend = IPBackend(["10.0.0.5"])
+    pipeline = compose(DownwardAPI(), backend=backend)
+    pods: list[dict[str, Any]] = []
+
+    async def check(env: list[dict[str, Any]]) -> None:
+        pod: dict[str, Any] = {
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c", "env": env, "resources": {
+                "limits": {"cpu": "250m"}}}]},
+        }  # fmt: skip
+        pods.append(pod)
+        try:
+            expected: dict[str, Any] | str = resolve_downward(pod, node=NODE, pod_ips=["10.0.0.5"])
+        except FieldPathError as e:
+            expected = str(e)
+        try:
+            await pipeline(CreatePod(pod=pod, node=NODE))
+            got: dict[str, Any] | str = backend.created[-1]
+        except InvalidInput as e:
+            got = str(e)
+        assert got == expected
+
+    for env in envs:
+        await check(env)
+        await check(copy.deepcopy(env))
+    for pod_index, entry_index, replacement in mutate:
+        env = pods[pod_index % len(pods)]["spec"]["containers"][0]["env"]
+        if env and replacement:  # in place: the entry dict itself, as a careless caller might
+            env[entry_index % len(env)].clear()
+            env[entry_index % len(env)].update(replacement[0])
+        await check(env)
