@@ -416,9 +416,20 @@ def _finish(
     escape_values: bool,
 ) -> Pod:
     """The pod of ``plan`` with its pod-IP entries filled in; raises the plan's error."""
+    memo = plan.memo
     for out, i, field_ref, c, entry in plan.pending:
+        # inlined memo hit (the path is one of POD_IP_FIELDS: a str)
+        version = field_ref.get("apiVersion")
+        found = (
+            memo.get((field_ref.get("fieldPath"), version))
+            if version is None or type(version) is str
+            else None
+        )
+        if type(found) is str:
+            out[i] = {"name": entry["name"], "value": found}
+            continue
         try:
-            value = _field_ref_value(pod, field_ref, node, pod_ips, escape_values, plan.memo)
+            value = _field_ref_value(pod, field_ref, node, pod_ips, escape_values, memo)
         except FieldPathError as e:
             raise _wrap(e, c, entry) from None
         out[i] = {"name": entry["name"], "value": value}
