@@ -288,7 +288,7 @@ def _compile_field(path: str, version: str | None) -> _Getter | None:
 
 
 _FIELD, _POD_IP, _RESOURCE = 0, 1, 2
-_Steps = tuple[tuple[int, int], ...]
+_Steps = tuple[tuple[int, int, tuple[str, str | None] | None], ...]
 _STEPS: dict[tuple[Any, ...], tuple[list[Any], _Steps]] = {}
 """Entry names of an ``env`` → (a private deep copy of that ``env``, its :func:`_classify`
 steps): pod templates repeat the same ``env`` pod after pod."""
@@ -298,8 +298,9 @@ _NAME = operator.itemgetter("name")
 
 def _classify(env: Sequence[Any]) -> _Steps:
     """The downward API entries of ``env`` in order: (index, ``_FIELD``, ``_POD_IP`` or
-    ``_RESOURCE``). A literal value wins over ``valueFrom``."""
-    steps: list[tuple[int, int]] = []
+    ``_RESOURCE``, the per-pod memo key of a ``_FIELD`` entry whose ``fieldPath`` and
+    ``apiVersion`` are strings, else ``None``). A literal value wins over ``valueFrom``."""
+    steps: list[tuple[int, int, tuple[str, str | None] | None]] = []
     for i, entry in enumerate(env):
         if entry.get("value"):
             continue
@@ -308,9 +309,15 @@ def _classify(env: Sequence[Any]) -> _Steps:
             continue
         field_ref = ref.get("fieldRef")
         if field_ref is not None:
-            steps.append((i, _POD_IP if field_ref.get("fieldPath") in POD_IP_FIELDS else _FIELD))
+            path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
+            if path in POD_IP_FIELDS:
+                steps.append((i, _POD_IP, None))
+            elif type(path) is str and (version is None or type(version) is str):
+                steps.append((i, _FIELD, (path, version)))
+            else:
+                steps.append((i, _FIELD, None))
         elif ref.get("resourceFieldRef") is not None:
-            steps.append((i, _RESOURCE))
+            steps.append((i, _RESOURCE, None))
     return tuple(steps)
 
 
@@ -363,7 +370,7 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                 plan = _Plan()
             out: list[Any] = list(env)
             plan.containers.append((key, index, c, out))
-            for i, kind in steps:
+            for i, kind, memo_key in steps:
                 entry = env[i]
                 if kind == _POD_IP:
                     needs_ips = True
@@ -376,17 +383,13 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                 ref = entry["valueFrom"]
                 try:
                     if kind == _FIELD:
-                        field_ref = ref["fieldRef"]
                         # inlined memo hit of _field_ref_value (hot: containers repeat fields)
-                        path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
-                        found = (
-                            memo_get((path, version))
-                            if version is None or type(version) is str
-                            else None
-                        )
-                        if type(found) is str:
-                            out[i] = {"name": entry["name"], "value": found}
-                            continue
+                        if memo_key is not None:
+                            found = memo_get(memo_key)
+                            if found is not None:
+                                out[i] = {"name": entry["name"], "value": found}
+                                continue
+                        field_ref = ref["fieldRef"]
                         value = _field_ref_value(pod, field_ref, node, None, escape_values, memo)
                     else:
                         rf = ref["resourceFieldRef"]
