@@ -497,15 +497,12 @@ same_names_entries = st.lists(
     mutate=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2), same_names_entries)),
 )
 @pytest.mark.anyio
-async def test_env_steps_reused_across_pods_equal_the_pure_core(
+async def test_pod_after_pod_equals_the_pure_core(
     envs: list[list[dict[str, Any]]], mutate: list[tuple[int, int, list[dict[str, Any]]]]
 ) -> None:
-    """The downward API steps remembered per ``env`` (found by entry names) give, pod after
-    pod, what resolve_downward gives — also for an ``env`` with the same names but other
-    entries, and for one changed in place after it was seen."""
-    from vkcompose.middlewares import downward_api
-
-    downward_api._STEPS.clear()
+    """One middleware gives, pod after pod, what resolve_downward gives — also for an ``env``
+    with the same names but other entries, and for one changed in place after it was seen
+    (nothing learnt from one pod may leak into the next)."""
     backend = IPBackend(["10.0.0.5"])
     pipeline = compose(DownwardAPI(), backend=backend)
     pods: list[dict[str, Any]] = []

@@ -31,8 +31,6 @@ cannot be known the pod fails with ``CreateContainerConfigError`` — never an e
 
 from __future__ import annotations
 
-import copy
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -287,64 +285,6 @@ def _compile_field(path: str, version: str | None) -> _Getter | None:
     return None
 
 
-_FIELD, _POD_IP, _RESOURCE = 0, 1, 2
-_Steps = tuple[tuple[int, int, tuple[str, str | None] | None], ...]
-_STEPS: dict[tuple[Any, ...], tuple[list[Any], _Steps]] = {}
-"""Entry names of an ``env`` → (a private deep copy of that ``env``, its :func:`_classify`
-steps): pod templates repeat the same ``env`` pod after pod."""
-_STEPS_LIMIT = 1024
-_NAME = operator.itemgetter("name")
-
-
-def _classify(env: Sequence[Any]) -> _Steps:
-    """The downward API entries of ``env`` in order: (index, ``_FIELD``, ``_POD_IP`` or
-    ``_RESOURCE``, the per-pod memo key of a ``_FIELD`` entry whose ``fieldPath`` and
-    ``apiVersion`` are strings, else ``None``). A literal value wins over ``valueFrom``."""
-    steps: list[tuple[int, int, tuple[str, str | None] | None]] = []
-    for i, entry in enumerate(env):
-        if entry.get("value"):
-            continue
-        ref = entry.get("valueFrom")
-        if not ref:
-            continue
-        field_ref = ref.get("fieldRef")
-        if field_ref is not None:
-            path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
-            if path in POD_IP_FIELDS:
-                steps.append((i, _POD_IP, None))
-            elif type(path) is str and (version is None or type(version) is str):
-                steps.append((i, _FIELD, (path, version)))
-            else:
-                steps.append((i, _FIELD, None))
-        elif ref.get("resourceFieldRef") is not None:
-            steps.append((i, _RESOURCE, None))
-    return tuple(steps)
-
-
-def _steps(env: Sequence[Any]) -> _Steps:
-    """:func:`_classify` of ``env``, reused for an ``env`` equal to one seen before.
-
-    Exact for JSON values: the classification reads only truthiness, ``is None`` and
-    membership of a ``str`` set, which equal JSON values share. The candidate is found by the
-    entry names and confirmed by a (C-speed) equality with a private deep copy of the ``env``
-    it was computed for, so later changes to a pod cannot alter a cached entry.
-    """
-    if type(env) is not list:
-        return _classify(env)
-    try:
-        names = tuple(map(_NAME, env))
-        hit = _STEPS.get(names)
-        if hit is not None and hit[0] == env:
-            return hit[1]
-    except Exception:  # an entry without a name, an unhashable name: the general path decides
-        return _classify(env)
-    steps = _classify(env)
-    if len(_STEPS) >= _STEPS_LIMIT:
-        _STEPS.clear()
-    _STEPS[names] = (copy.deepcopy(env), steps)
-    return steps
-
-
 def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
     """One pass over the env of ``pod``: every ``fieldRef``/``resourceFieldRef`` entry resolved
     into a copy of its container's ``env``, except the pod-IP ones (kept in ``pending``: the
@@ -363,33 +303,45 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
             env = c.get("env")
             if not env:
                 continue
-            steps = _steps(env)
-            if not steps:
-                continue
-            if plan is None:
-                plan = _Plan()
-            out: list[Any] = list(env)
-            plan.containers.append((key, index, c, out))
-            for i, kind, memo_key in steps:
-                entry = env[i]
-                if kind == _POD_IP:
-                    needs_ips = True
-                    if error is None:
-                        field_ref = entry["valueFrom"]["fieldRef"]
-                        plan.pending.append((out, i, field_ref, c, entry))
+            out: list[Any] | None = None
+            for i, entry in enumerate(env):
+                # inlined _downward_ref (hot): a literal value wins over valueFrom
+                if entry.get("value"):
                     continue
-                if error is not None:
-                    continue  # only looking for pod-IP entries now
-                ref = entry["valueFrom"]
+                ref = entry.get("valueFrom")
+                if not ref:
+                    continue
+                field_ref = ref.get("fieldRef")
+                if field_ref is None and ref.get("resourceFieldRef") is None:
+                    continue
+                if out is None:
+                    if plan is None:
+                        plan = _Plan()
+                    out = list(env)
+                    plan.containers.append((key, index, c, out))
+                if field_ref is not None:
+                    path = field_ref.get("fieldPath")
+                    if path in POD_IP_FIELDS:
+                        needs_ips = True
+                        if error is None:
+                            plan.pending.append((out, i, field_ref, c, entry))  # type: ignore[union-attr]
+                        continue
+                    if error is not None:
+                        continue  # only looking for pod-IP entries now
+                    # inlined memo hit of _field_ref_value (hot: containers repeat fields)
+                    version = field_ref.get("apiVersion")
+                    found = (
+                        memo_get((path, version))
+                        if version is None or type(version) is str
+                        else None
+                    )
+                    if type(found) is str:
+                        out[i] = {"name": entry["name"], "value": found}
+                        continue
+                elif error is not None:
+                    continue
                 try:
-                    if kind == _FIELD:
-                        # inlined memo hit of _field_ref_value (hot: containers repeat fields)
-                        if memo_key is not None:
-                            found = memo_get(memo_key)
-                            if found is not None:
-                                out[i] = {"name": entry["name"], "value": found}
-                                continue
-                        field_ref = ref["fieldRef"]
+                    if field_ref is not None:
                         value = _field_ref_value(pod, field_ref, node, None, escape_values, memo)
                     else:
                         rf = ref["resourceFieldRef"]
