@@ -214,6 +214,28 @@ async def test_unknowable_pod_ip_is_a_config_error_and_the_backend_is_not_called
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("path", [["metadata.name"], {"a": 1}, 7])
+async def test_a_field_path_that_is_not_text_is_a_config_error(path: Any) -> None:
+    backend = Backend()
+    pod = {
+        "metadata": {"name": "p", "namespace": "d"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": path}}}],
+                }
+            ]
+        },
+    }
+    with pytest.raises(InvalidInput) as info:
+        await compose(DownwardAPI(NODE), backend=backend)(CreatePod(pod=pod, node=NODE))
+    assert info.value.reason == "CreateContainerConfigError"
+    assert "env X" in info.value.message
+    assert backend.created == []
+
+
+@pytest.mark.anyio
 async def test_pod_ips_from_the_pod_status_on_update() -> None:
     backend = Backend()
     pod = dapi_envars_pod()

@@ -321,7 +321,9 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                     plan.containers.append((key, index, c, out))
                 if field_ref is not None:
                     path = field_ref.get("fieldPath")
-                    if path in POD_IP_FIELDS:
+                    if type(path) is not str:
+                        path = None  # not a path: the general resolution reports it
+                    elif path in POD_IP_FIELDS:
                         needs_ips = True
                         if error is None:
                             plan.pending.append((out, i, field_ref, c, entry))  # type: ignore[union-attr]
@@ -332,7 +334,7 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                     version = field_ref.get("apiVersion")
                     found = (
                         memo_get((path, version))
-                        if version is None or type(version) is str
+                        if path is not None and (version is None or type(version) is str)
                         else None
                     )
                     if type(found) is str:
