@@ -447,23 +447,23 @@ async def test_learner_uses_the_resolver_report_values_expanded_from_secrets_inc
     assert SECRET not in secrets.redact_text(str(backend.seen))
 
 
+async def early_resolver(op: Op, call_next: Handler) -> Any:
+    """A middleware that resolves the PASSWORD secretKeyRef itself, before the resolver."""
+    if isinstance(op, CreatePod):
+        container = op.pod["spec"]["containers"][0]
+        env = [
+            {"name": "PASSWORD", "value": SECRET} if e["name"] == "PASSWORD" else e
+            for e in container["env"]
+        ]
+        op = attrs.evolve(op, pod={**op.pod, "spec": {"containers": [{**container, "env": env}]}})
+    return await call_next(op)
+
+
 @pytest.mark.anyio
 async def test_learner_falls_back_to_names_when_something_else_resolved_a_secret() -> None:
     """A middleware between Redaction and the resolver that resolves a secretKeyRef itself:
     the resolver's report does not cover that reference, so the learner learns by name."""
     from vkcompose.middlewares.config_sources import ResolveConfigSources
-
-    async def early_resolver(op: Op, call_next: Handler) -> Any:
-        if isinstance(op, CreatePod):
-            container = op.pod["spec"]["containers"][0]
-            env = [
-                {"name": "PASSWORD", "value": SECRET} if e["name"] == "PASSWORD" else e
-                for e in container["env"]
-            ]
-            op = attrs.evolve(
-                op, pod={**op.pod, "spec": {"containers": [{**container, "env": env}]}}
-            )
-        return await call_next(op)
 
     secrets = SecretRegistry(with_base64=False)
     redaction = Redaction(secrets)
@@ -643,18 +643,6 @@ async def test_learner_in_the_default_order_and_with_a_rewrite_between_resolvers
             {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
         )
         return p
-
-    async def early_resolver(op: Op, call_next: Handler) -> Any:
-        if isinstance(op, CreatePod):
-            container = op.pod["spec"]["containers"][0]
-            env = [
-                {"name": "PASSWORD", "value": SECRET} if e["name"] == "PASSWORD" else e
-                for e in container["env"]
-            ]
-            op = attrs.evolve(
-                op, pod={**op.pod, "spec": {"containers": [{**container, "env": env}]}}
-            )
-        return await call_next(op)
 
     services = StaticServices(
         [{"metadata": {"name": "db", "namespace": "prod"}, "spec": {"clusterIP": "10.0.0.9"}}]

@@ -272,23 +272,16 @@ class Binder(_Loop):
         pods_rt = self._rt("pods")
         nodes = [s.obj for s in self.registry.storage.list(self._rt("nodes").key, None)]
         for pod in sorted(todo, key=lambda p: p["metadata"].get("creationTimestamp", "")):
-            self._schedule(pod, nodes, self._load, pods_rt)
-
-    def _account(self, node: str, load: Counter[str]) -> None:
-        """Account for a pod just bound to ``node`` (its MODIFIED event is already queued)."""
-        if self._pods_sub is not None and load is self._load:
-            self._drain()
-        else:
-            load[node] += 1
+            self._schedule(pod, nodes, pods_rt)
 
     def _schedule(
         self,
         pod: dict[str, Any],
         nodes: list[dict[str, Any]],
-        load: Counter[str],
         pods_rt: ResourceType,
     ) -> None:
         meta = pod["metadata"]
+        load = self._load
         reasons: Counter[str] = Counter()
         fitting = []
         for node in nodes:
@@ -311,7 +304,7 @@ class Binder(_Loop):
                         "target": {"apiVersion": "v1", "kind": "Node", "name": chosen},
                     },
                 )
-                self._account(chosen, load)
+                self._drain()  # the binding's event, queued already, counts it on its node
                 return
             self._mark_unschedulable(pod, unschedulable_message(len(nodes), reasons), pods_rt)
         except APIError as error:  # the pod changed or went away meanwhile

@@ -11,7 +11,8 @@ and other streams stay on the general client.
 
 A keep-alive connection the server closed while idle is dropped before use; a request that
 fails on a reused connection before any answer arrives is retried once on a new connection
-when its method is idempotent (as Go's ``net/http`` does).
+when its method is idempotent by RFC 9110 (GET, HEAD, PUT, DELETE, OPTIONS); a POST or PATCH
+may have been applied, so it fails instead.
 """
 
 from __future__ import annotations

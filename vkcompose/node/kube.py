@@ -316,18 +316,16 @@ class Kube:
         callers that may fall back to a merge patch should send complete lists. With
         ``decode=False`` the answer is checked but not parsed (``None`` is returned).
         """
-        if self.strategic_status_patch:
-            status, data = await self.request_raw(
-                "PATCH", path, body=patch, content_type=STRATEGIC_PATCH
-            )
-            if status != 415:
-                if status >= 300:
-                    raise KubeError.from_body(status, data)
-                return orjson.loads(data) if data and decode else None
-            self.strategic_status_patch = False
+        strategic = self.strategic_status_patch
         status, data = await self.request_raw(
-            "PATCH", path, body=_without_directives(patch), content_type=MERGE_PATCH
+            "PATCH",
+            path,
+            body=patch if strategic else _without_directives(patch),
+            content_type=STRATEGIC_PATCH if strategic else MERGE_PATCH,
         )
+        if strategic and status == 415:
+            self.strategic_status_patch = False
+            return await self.patch_status(path, patch, decode=decode)
         if status >= 300:
             raise KubeError.from_body(status, data)
         return orjson.loads(data) if data and decode else None

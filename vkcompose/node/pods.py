@@ -224,7 +224,7 @@ class PodController:
         if old is not None and uid_of(old) == uid_of(pod):
             new_rv, old_rv = _rv_int(pod), _rv_int(old)
             if new_rv is not None and old_rv is not None and new_rv < old_rv:
-                return  # older than what a status patch answered with
+                return  # older than the version already held (a list raced the watch)
             state.api = pod
             state.patched = None  # compared by identity with the previous version
             unchanged = (
