@@ -5,6 +5,7 @@ The recommended order (outermost first) and the reasons are in ``docs/middleware
 
 from vkcompose.middlewares.circuit_breaker import CircuitBreaker
 from vkcompose.middlewares.config_sources import ResolveConfigSources, StaticSources
+from vkcompose.middlewares.container_env import ContainerEnv
 from vkcompose.middlewares.downward_api import DownwardAPI
 from vkcompose.middlewares.faults import FaultRule, Faults
 from vkcompose.middlewares.limits import ConcurrencyLimit, RateLimit
@@ -36,6 +37,7 @@ from vkcompose.middlewares.volumes import (
 __all__ = [
     "CircuitBreaker",
     "ConcurrencyLimit",
+    "ContainerEnv",
     "DownwardAPI",
     "FaultRule",
     "Faults",

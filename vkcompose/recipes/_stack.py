@@ -8,9 +8,10 @@ Outermost first (see ``docs/middlewares.md`` for why):
 4. ``Tracing`` — one span per op; retries are span events.
 5. ``Retry`` — full-jitter backoff within a shared budget and one 60 s deadline.
 6. ``Timeout`` — bounds each attempt (streaming ops are exempt).
-7. ``DownwardAPI`` → ``ServiceLinks`` → ``ResolveConfigSources`` — the kubelet's env, in the
-   kubelet's order: field refs and service variables first, then ConfigMap/Secret values and
-   the one final ``$(VAR)`` expansion.
+7. ``ContainerEnv`` — the kubelet's env, in the kubelet's order: ``DownwardAPI`` →
+   ``ServiceLinks`` → ``ResolveConfigSources`` (field refs and service variables first, then
+   ConfigMap/Secret values and the one final ``$(VAR)`` expansion), as one layer that compiles
+   each container template once.
 8. ``Volumes`` (process recipe) — materializes configMap/secret/downwardAPI/projected volumes.
 9. ``redaction.learner()`` — innermost: learns the secret values the resolution produced.
 """
@@ -20,12 +21,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vkcompose.middlewares.config_sources import ResolveConfigSources, SourceReader
-from vkcompose.middlewares.downward_api import DownwardAPI
+from vkcompose.middlewares.config_sources import SourceReader
+from vkcompose.middlewares.container_env import ContainerEnv
 from vkcompose.middlewares.metrics import Metrics
 from vkcompose.middlewares.redaction import LogOps, Redaction, SecretRegistry
 from vkcompose.middlewares.retry import Retry
-from vkcompose.middlewares.service_links import ServiceLinks, ServiceReader
+from vkcompose.middlewares.service_links import ServiceReader
 from vkcompose.middlewares.timeout import Timeout
 from vkcompose.middlewares.tracing import Tracing
 from vkcompose.middlewares.volumes.middleware import Volumes
@@ -61,9 +62,7 @@ def standard_middlewares(
         Tracing(redact=secrets.redact_text),
         Retry(deadline=60.0),
         Timeout(30.0, per_kind={"pod.delete": 120.0}),
-        DownwardAPI(),
-        ServiceLinks(services),
-        ResolveConfigSources(sources, events),
+        ContainerEnv(sources, services, events),
     ]
     if volumes_root is not None:
         stack.append(Volumes(volumes_root, sources, tokens=tokens, events=events, secrets=secrets))

@@ -1,0 +1,440 @@
+"""ContainerEnv is exactly DownwardAPI → ServiceLinks → ResolveConfigSources, template after
+template: every pod, error, event and secret report compared with the three middlewares."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from vkcompose.errors import InvalidInput
+from vkcompose.middlewares.config_sources import ResolveConfigSources, StaticSources
+from vkcompose.middlewares.container_env import ContainerEnv
+from vkcompose.middlewares.downward_api import DownwardAPI
+from vkcompose.middlewares.events import RecordingEvents
+from vkcompose.middlewares.secret_report import SECRET_REPORT
+from vkcompose.middlewares.service_links import ServiceLinks, StaticServices
+from vkcompose.ops import CreatePod, NodeInfo, Op, UpdatePod
+from vkcompose.pipeline import Pipeline, compose
+
+NODES = (
+    NodeInfo(name="vk", host_ips=("192.168.0.1",), allocatable={"cpu": "4", "memory": "8Gi"}),
+    NodeInfo(name="vk", host_ips=("192.168.0.1",), allocatable={"cpu": "8", "memory": "1Gi"}),
+    NodeInfo(name="vk", host_ips=(), allocatable={}),
+)
+
+
+class Backend:
+    """Records what reaches it: the pod, the secret report, how often pod IPs were asked."""
+
+    def __init__(self) -> None:
+        self.ips: list[str] = []
+        self.seen: list[tuple[Any, ...]] = []
+        self.asked = 0
+
+    async def create_pod(self, pod: dict[str, Any], /, *, volume_paths: Any = None) -> None:
+        report = SECRET_REPORT.get()
+        assert report is not None and report.pod is pod
+        self.seen.append((pod, sorted(report.values), dict(report.refs)))
+
+    async def update_pod(self, pod: dict[str, Any], /, *, volume_paths: Any = None) -> None:
+        await self.create_pod(pod)
+
+    async def pod_ips(self, pod: dict[str, Any], /) -> Sequence[str]:
+        self.asked += 1
+        return list(self.ips)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+# --- strategies ----------------------------------------------------------------------------
+
+NAMES = ["A", "B", "POD", "IP", "CPU", "SVC_0_SERVICE_HOST", "P_k1", "k2", "X.Y"]
+TEXTS = ["plain", "$(A)", "$$(A)", "x$(POD)y", "$(SVC_0_SERVICE_HOST)", "", "$(P_k1)-$(B)", "$"]
+PATHS = [
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.labels['app']",
+    "metadata.annotations['note']",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.podIP",
+    "status.podIPs",
+    "status.hostIP",
+    "status.hostIPs",
+    "metadata.bogus",
+]
+
+field_ref = st.builds(
+    lambda path, v: {"fieldRef": {"fieldPath": path, **({"apiVersion": v} if v else {})}},
+    st.sampled_from(PATHS),
+    st.sampled_from([None, "v1", "v2"]),
+)
+resource_ref = st.builds(
+    lambda resource, divisor, other: {
+        "resourceFieldRef": {
+            "resource": resource,
+            **({"divisor": divisor} if divisor else {}),
+            **({"containerName": "c0"} if other else {}),
+        }
+    },
+    st.sampled_from(["limits.cpu", "requests.memory", "limits.memory", "limits.bogus"]),
+    st.sampled_from([None, "1m", "1Mi"]),
+    st.booleans(),
+)
+key_ref = st.builds(
+    lambda kind, name, key, optional: {
+        kind: {"name": name, "key": key, **({"optional": True} if optional else {})}
+    },
+    st.sampled_from(["configMapKeyRef", "secretKeyRef"]),
+    st.sampled_from(["cm1", "s1", "gone"]),
+    st.sampled_from(["k1", "k2", "p", "nokey"]),
+    st.booleans(),
+)
+entry = st.one_of(
+    st.builds(lambda n, t: {"name": n, "value": t}, st.sampled_from(NAMES), st.sampled_from(TEXTS)),
+    st.builds(
+        lambda n, r: {"name": n, "valueFrom": r},
+        st.sampled_from(NAMES),
+        st.one_of(field_ref, field_ref, resource_ref, key_ref),
+    ),
+    st.builds(  # a literal value wins over valueFrom
+        lambda n, r: {"name": n, "value": "lit", "valueFrom": r}, st.sampled_from(NAMES), field_ref
+    ),
+)
+env_from = st.builds(
+    lambda kind, name, prefix, optional: {
+        kind: {"name": name, **({"optional": True} if optional else {})},
+        **({"prefix": prefix} if prefix else {}),
+    },
+    st.sampled_from(["configMapRef", "secretRef"]),
+    st.sampled_from(["cm1", "s1", "gone"]),
+    st.sampled_from(["", "P_", "1"]),
+    st.booleans(),
+)
+words = st.lists(st.sampled_from(["sh", "$(A)", "$(POD)", "$$(A)", "x"]), max_size=3)
+
+
+@st.composite
+def container(draw: st.DrawFn, name: str) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": name, "image": "busybox"}
+    if draw(st.booleans()):
+        c["env"] = draw(st.lists(entry, max_size=6))
+    if draw(st.booleans()):
+        c["envFrom"] = draw(st.lists(env_from, max_size=2))
+    if draw(st.booleans()):
+        c["command"] = draw(words)
+    if draw(st.booleans()):
+        c["args"] = draw(words)
+    if draw(st.booleans()):
+        c["resources"] = {"limits": {"cpu": "500m"}, "requests": {"memory": "64Mi"}}
+    return c
+
+
+@st.composite
+def template(draw: st.DrawFn) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [draw(container(f"c{i}")) for i in range(draw(st.integers(1, 2)))]
+    }
+    if draw(st.booleans()):
+        spec["initContainers"] = [draw(container("i0"))]
+    if draw(st.booleans()):
+        spec["enableServiceLinks"] = False
+    if draw(st.booleans()):
+        spec["serviceAccountName"] = "runner"
+    return spec
+
+
+LABEL = st.sampled_from([None, "web", "", "api"])
+NOTE = st.sampled_from([None, "", "$(A)", "$$x", "cost $5", "plain"])
+
+
+@st.composite
+def pod_step(draw: st.DrawFn, index: int) -> tuple[str, Any]:
+    meta: dict[str, Any] = {
+        "name": f"pod-{index}",
+        "namespace": draw(st.sampled_from(["default", "default", "other"])),
+        "uid": f"uid-{index}",
+    }
+    label, note = draw(LABEL), draw(NOTE)
+    if label is not None:
+        meta["labels"] = {"app": label}
+    if note is not None:
+        meta["annotations"] = {"note": note}
+    status = {"podIP": "10.9.9.9"} if draw(st.booleans()) else {}
+    return "pod", {
+        "meta": meta,
+        "node": draw(st.sampled_from(range(len(NODES)))),
+        "ips": draw(st.sampled_from([[], ["10.1.0.5"], ["10.1.0.5", "fd00::5"]])),
+        "node_name": draw(st.sampled_from([None, "vk"])),
+        "status": status,
+        "other_template": draw(st.booleans()) and draw(st.booleans()),
+        "update": draw(st.booleans()) and draw(st.booleans()),
+    }
+
+
+CHANGES = st.sampled_from(
+    ["cm1 v2", "cm1 gone", "s1 v2", "s1 gone", "services", "cm1 no-rv", "cm1 same-rv copy"]
+)
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, Any]]]:
+    first = draw(template())
+    second = draw(template())
+    steps: list[tuple[str, Any]] = []
+    for i in range(draw(st.integers(2, 7))):
+        if draw(st.integers(0, 4)) == 0:
+            steps.append(("change", draw(CHANGES)))
+        steps.append(draw(pod_step(i)))
+    return first, second, steps
+
+
+def initial_sources() -> StaticSources:
+    objects = []
+    for ns in ("default", "other"):
+        objects += [
+            {
+                "kind": "ConfigMap",
+                "metadata": {"name": "cm1", "namespace": ns, "resourceVersion": "1"},
+                "data": {"k1": "v1", "k2": "$(A)x", "bad key": "z", "1abc": "q"},
+            },
+            {
+                "kind": "Secret",
+                "metadata": {"name": "s1", "namespace": ns, "resourceVersion": "2"},
+                "data": {"p": b64("pw$(B)"), "k1": b64("s3cret")},
+            },
+        ]
+    return StaticSources(objects)
+
+
+def apply_change(change: str, sources: StaticSources, services: StaticServices) -> None:
+    for ns in ("default", "other"):
+        if change == "cm1 v2":
+            sources.put(
+                {
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "cm1", "namespace": ns, "resourceVersion": "10"},
+                    "data": {"k1": "v1-new", "k2": "two"},
+                }
+            )
+        elif change == "cm1 gone":
+            sources.delete("ConfigMap", ns, "cm1")
+        elif change == "s1 v2":
+            sources.put(
+                {
+                    "kind": "Secret",
+                    "metadata": {"name": "s1", "namespace": ns, "resourceVersion": "11"},
+                    "data": {"p": b64("other-pw")},
+                }
+            )
+        elif change == "s1 gone":
+            sources.delete("Secret", ns, "s1")
+        elif change == "cm1 no-rv":
+            sources.put(
+                {"kind": "ConfigMap", "metadata": {"name": "cm1", "namespace": ns}, "data": {}}
+            )
+        elif change == "cm1 same-rv copy":
+            obj = sources.get_configmap(ns, "cm1")
+            if obj is not None:
+                sources.put({**copy.deepcopy(obj), "kind": "ConfigMap"})
+    if change == "services":
+        services.set(
+            [
+                {
+                    "metadata": {"name": "svc-0", "namespace": "default"},
+                    "spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 8080}]},
+                },
+                {
+                    "metadata": {"name": "kubernetes", "namespace": "default"},
+                    "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443}]},
+                },
+            ]
+        )
+
+
+def initial_services() -> StaticServices:
+    return StaticServices(
+        [
+            {
+                "metadata": {"name": "svc-0", "namespace": "default"},
+                "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80}]},
+            },
+            {
+                "metadata": {"name": "db", "namespace": "other"},
+                "spec": {"clusterIP": "10.96.0.11", "ports": [{"port": 5432}]},
+            },
+        ]
+    )
+
+
+async def outcome(pipeline: Pipeline, backend: Backend, op: Op) -> tuple[Any, ...]:
+    before = len(backend.seen)
+    try:
+        await pipeline(op)
+    except InvalidInput as e:
+        return ("error", type(e).__name__, str(e), e.reason)
+    except Exception as e:  # e.g. KeyError from a malformed pod: same on both sides
+        return ("error", type(e).__name__, str(e))
+    assert len(backend.seen) == before + 1
+    return ("ok", *backend.seen[-1])
+
+
+@pytest.mark.anyio
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario())
+async def test_same_as_the_three_middlewares(
+    case: tuple[dict[str, Any], dict[str, Any], list[tuple[str, Any]]],
+) -> None:
+    first, second, steps = case
+    sources, services = initial_sources(), initial_services()
+    long_events, short_events = RecordingEvents(), RecordingEvents()
+    long_backend, short_backend = Backend(), Backend()
+    three = compose(
+        DownwardAPI(),
+        ServiceLinks(services),
+        ResolveConfigSources(sources, long_events),
+        backend=long_backend,
+    )
+    env = ContainerEnv(sources, services, short_events)
+    one = compose(env, backend=short_backend)
+    for kind, step in steps:
+        if kind == "change":
+            apply_change(step, sources, services)
+            continue
+        spec = copy.deepcopy(second if step["other_template"] else first)
+        if step["node_name"]:
+            spec["nodeName"] = step["node_name"]
+        pod = {"metadata": step["meta"], "spec": spec, "status": step["status"]}
+        node = NODES[step["node"]]
+        long_backend.ips = short_backend.ips = step["ips"]
+        op_type = UpdatePod if step["update"] else CreatePod
+        expected = await outcome(three, long_backend, op_type(copy.deepcopy(pod), node=node))
+        got = await outcome(one, short_backend, op_type(copy.deepcopy(pod), node=node))
+        assert got == expected
+        assert short_backend.asked == long_backend.asked  # pod IPs asked once, when needed
+        assert short_events.events == long_events.events
+    assert env.filled + env.resolved == sum(1 for kind, _ in steps if kind == "pod")
+    event(f"filled {min(env.filled, 3)}")
+
+
+# --- the short way, case by case -----------------------------------------------------------
+
+
+def web_pod(index: int, **extra_env: Any) -> dict[str, Any]:
+    env: list[dict[str, Any]] = [
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+        {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm1", "key": "k1"}}},
+        {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "k1"}}},
+        {"name": "TOKEN", "value": "$(B)-$(POD)"},
+        *({"name": k, "value": v} for k, v in extra_env.items()),
+    ]
+    return {
+        "metadata": {"name": f"web-{index}", "namespace": "default", "uid": f"u{index}"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "command": ["run", "--as=$(POD)", "$(A)"],
+                    "env": env,
+                    "envFrom": [{"configMapRef": {"name": "cm1"}, "prefix": "CFG_"}],
+                    "resources": {"limits": {"cpu": "1500m"}},
+                }
+            ]
+        },
+    }
+
+
+def pair() -> tuple[Pipeline, Backend, ContainerEnv, Pipeline, Backend, StaticSources]:
+    sources, services = initial_sources(), initial_services()
+    long_backend, short_backend = Backend(), Backend()
+    long_backend.ips = short_backend.ips = ["10.1.0.5"]
+    three = compose(
+        DownwardAPI(), ServiceLinks(services), ResolveConfigSources(sources), backend=long_backend
+    )
+    env = ContainerEnv(sources, services)
+    return three, long_backend, env, compose(env, backend=short_backend), short_backend, sources
+
+
+@pytest.mark.anyio
+async def test_pods_of_one_template_are_filled_in() -> None:
+    three, long_backend, env, one, short_backend, _ = pair()
+    for i in range(4):
+        expected = await outcome(three, long_backend, CreatePod(web_pod(i), node=NODES[0]))
+        got = await outcome(one, short_backend, CreatePod(web_pod(i), node=NODES[0]))
+        assert got == expected
+    assert (env.resolved, env.filled) == (1, 3)
+    _, pod, secret_values, refs = got
+    values = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert values["POD"] == "web-3" and values["IP"] == "10.1.0.5" and values["CPU"] == "2"
+    assert values["TOKEN"] == "s3cret-web-3"  # a value built from a Secret, per pod
+    assert secret_values == ["s3cret", "s3cret-web-3"]
+    assert refs == {"app": (frozenset({"B"}), ())}
+    assert pod["spec"]["containers"][0]["command"] == ["run", "--as=web-3", "v1"]
+
+
+@pytest.mark.anyio
+async def test_a_changed_source_is_read_again() -> None:
+    three, long_backend, env, one, short_backend, sources = pair()
+    await outcome(one, short_backend, CreatePod(web_pod(0), node=NODES[0]))
+    apply_change("cm1 v2", sources, StaticServices())
+    expected = await outcome(three, long_backend, CreatePod(web_pod(1), node=NODES[0]))
+    got = await outcome(one, short_backend, CreatePod(web_pod(1), node=NODES[0]))
+    assert got == expected
+    assert got[1]["spec"]["containers"][0]["command"][2] == "v1-new"
+    assert (env.resolved, env.filled) == (2, 0)
+    await outcome(one, short_backend, CreatePod(web_pod(2), node=NODES[0]))
+    assert (env.resolved, env.filled) == (2, 1)
+
+
+@pytest.mark.anyio
+async def test_a_template_reading_another_container_is_not_compiled() -> None:
+    three, long_backend, env, one, short_backend, _ = pair()
+    for i in range(3):
+        pod = web_pod(i)
+        pod["spec"]["containers"][0]["env"][2]["valueFrom"]["resourceFieldRef"]["containerName"] = (
+            "app"
+        )
+        expected = await outcome(three, long_backend, CreatePod(copy.deepcopy(pod), node=NODES[0]))
+        assert await outcome(one, short_backend, CreatePod(pod, node=NODES[0])) == expected
+    assert (env.resolved, env.filled) == (3, 0)
+
+
+@pytest.mark.anyio
+async def test_unknowable_pod_ips_fail_a_filled_in_pod_as_the_downward_api_does() -> None:
+    three, long_backend, env, one, short_backend, _ = pair()
+    await outcome(one, short_backend, CreatePod(web_pod(0), node=NODES[0]))
+    long_backend.ips = short_backend.ips = []
+    expected = await outcome(three, long_backend, CreatePod(web_pod(1), node=NODES[0]))
+    got = await outcome(one, short_backend, CreatePod(web_pod(1), node=NODES[0]))
+    assert got == expected and got[0] == "error"
+    assert got[3] == "CreateContainerConfigError" and "pod's IPs cannot be known" in got[2]
+    assert env.filled == 1 and short_backend.asked == 2
+
+
+@pytest.mark.anyio
+async def test_a_secret_built_per_pod_is_learned_by_the_standard_stack() -> None:
+    from vkcompose.middlewares.redaction import LearnSecrets
+    from vkcompose.recipes._stack import standard_middlewares
+
+    backend = Backend()
+    backend.ips = ["10.1.0.5"]
+    stack = standard_middlewares(sources=initial_sources(), services=initial_services())
+    pipeline = compose(*stack, backend=backend)
+    for i in range(3):
+        await pipeline(CreatePod(web_pod(i), node=NODES[0]))
+    (env,) = [m for m in stack if isinstance(m, ContainerEnv)]
+    assert env.filled == 2
+    (learner,) = [m for m in stack if isinstance(m, LearnSecrets)]
+    assert "s3cret-web-2" in learner.registry
+    assert learner.registry.redact_text("token s3cret-web-2") != "token s3cret-web-2"

@@ -1,0 +1,626 @@
+"""The kubelet's container environment in one layer, each container template compiled once.
+
+:class:`ContainerEnv` does exactly what ``DownwardAPI → ServiceLinks → ResolveConfigSources``
+do one after the other (it runs those three for every pod it has not seen the like of), and
+produces the same pod, the same errors, the same ``InvalidEnvironmentVariableNames`` events
+and the same :class:`~vkcompose.middlewares.secret_report.SecretReport`. What it adds is a
+memory of pod templates: pods made from one template (a Deployment's replicas) differ only in
+the values the downward API reads — name, uid, labels, pod IPs … — so their resolved
+environments differ only where those values land.
+
+The first pod of a template is resolved by the three middlewares. Then the container is
+resolved once more, with a unique marker in place of every downward-API value (the *holes*):
+where a marker ends up in the output (an env value, a ``$(VAR)`` expansion, ``command``,
+``args``) is where that value goes for every later pod. The compiled program is checked
+against the real result of that first pod before it is used. A later pod whose container has
+the same ``env``, ``envFrom``, ``command``, ``args``, ``resources`` and ``name``, in the same
+namespace, with the very same service-link variables and the very same ConfigMap/Secret
+objects (same ``resourceVersion``), is resolved by reading its holes and filling them in.
+Anything else — another template, a changed source, a hole that cannot be read — goes through
+the three middlewares again.
+
+Values reach the output only by being copied (``$(VAR)`` expansion inserts a value verbatim,
+``$$`` escapes round-trip), which is why filling markers in is exact.
+
+Usage (the built-in recipes' stack does this)::
+
+    compose(..., ContainerEnv(sources=ClusterSources(), services=ClusterServices()), ...)
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vkcompose.errors import InvalidInput
+from vkcompose.middlewares.config_sources import (
+    CONFIG_ERROR,
+    INVALID_NAMES_REASON,
+    ResolveConfigSources,
+    SkippedKeys,
+    SourceReader,
+    _resolve_pod,
+)
+from vkcompose.middlewares.downward_api import (
+    DownwardAPI,
+    _downward_ref,
+    _field_ref_value,
+    _finish,
+    _plan,
+)
+from vkcompose.middlewares.events import EventSink
+from vkcompose.middlewares.pod_ops import with_pod
+from vkcompose.middlewares.secret_report import (
+    REFS_KEPT,
+    SECRET_REPORT,
+    RefsKept,
+    SecretReport,
+)
+from vkcompose.middlewares.service_links import ServiceLinks, ServiceReader
+from vkcompose.ops import CreatePod, NodeInfo, Op, UpdatePod
+from vkcompose.pipeline import Handler
+from vkcompose.podspec import Pod
+from vkcompose.podspec.expansion import expand
+from vkcompose.podspec.fieldpath import POD_IP_FIELDS, FieldPathError, resource_value
+
+log = logging.getLogger(__name__)
+
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+_TOKEN = secrets.token_hex(12)
+_MARKER = re.compile("\x00" + _TOKEN + ":([0-9]+)\x00")
+
+
+def _marker(index: int) -> str:
+    return f"\x00{_TOKEN}:{index}\x00"
+
+
+_Parts = tuple[str | int, ...]
+"""Text pieces (``str``) and hole numbers (``int``), joined in order."""
+
+
+def _split(text: str) -> str | _Parts:
+    """``text`` itself when it holds no marker, else its pieces and hole numbers."""
+    if _TOKEN not in text:
+        return text
+    parts: list[str | int] = []
+    at = 0
+    for m in _MARKER.finditer(text):
+        if m.start() > at:
+            parts.append(text[at : m.start()])
+        parts.append(int(m.group(1)))
+        at = m.end()
+    if at < len(text):
+        parts.append(text[at:])
+    return tuple(parts)
+
+
+def _fill(parts: int | _Parts, values: Sequence[str]) -> str:
+    if type(parts) is int:
+        return values[parts]
+    return "".join([p if type(p) is str else values[p] for p in parts])  # type: ignore[union-attr,index]
+
+
+def _compact(split: _Parts) -> int | _Parts:
+    """A lone hole as its number (filled without a join)."""
+    return split[0] if len(split) == 1 and type(split[0]) is int else split
+
+
+class _Uncompilable(Exception):
+    """The marker run produced something filling in could not reproduce."""
+
+
+# One rendered list (``env``, ``command`` or ``args``): constant elements, and slots filled
+# per pod — ``(index, None, parts)`` for a string, ``(index, name, parts)`` for an
+# ``{"name", "value"}`` entry whose value has holes.
+_Slot = tuple[int, str | None, int | _Parts]
+
+
+class _Program:
+    """How one container template resolves (see the module docs)."""
+
+    __slots__ = (
+        "derived",
+        "dropped",
+        "holes",
+        "links",
+        "needs_ips",
+        "ok",
+        "parts",
+        "refs",
+        "resources",
+        "skipped",
+        "sources",
+        "unchanged",
+        "values",
+    )
+
+    def __init__(self, parts: tuple[Any, ...], links: object) -> None:
+        self.parts = parts
+        self.links = links
+        self.ok = False  # a failed compile: pods of this template take the long way
+        self.sources: tuple[tuple[str, str, Any, Any], ...] = ()  # kind, name, object, rv
+        self.holes: tuple[tuple[str, Any], ...] = ()
+        self.needs_ips = False
+        self.unchanged = False
+        self.dropped: tuple[str, ...] = ()
+        self.derived: tuple[tuple[str, list[Any], tuple[_Slot, ...]], ...] = ()
+        self.skipped: tuple[SkippedKeys, ...] = ()
+        self.refs: tuple[frozenset[str], tuple[str, ...]] | None = None
+        self.values: tuple[str | _Parts, ...] = ()
+        # (node allocatable, resourceFieldRef values by (resource, divisor)) of the last pod
+        self.resources: tuple[Any, dict[Any, str]] | None = None
+
+
+def _template_parts(c: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The container fields the resolution reads."""
+    return (
+        c.get("env"),
+        c.get("envFrom"),
+        c.get("command"),
+        c.get("args"),
+        c.get("resources"),
+        c.get("name"),
+    )
+
+
+class _Recorder:
+    """A :class:`SourceReader` that remembers what it was asked and what it answered."""
+
+    def __init__(self, reader: SourceReader) -> None:
+        self.reader = reader
+        self.seen: dict[tuple[str, str], Any] = {}
+
+    def get_configmap(self, namespace: str, name: str) -> Any:
+        obj = self.reader.get_configmap(namespace, name)
+        self.seen["ConfigMap", name] = obj
+        return obj
+
+    def get_secret(self, namespace: str, name: str) -> Any:
+        obj = self.reader.get_secret(namespace, name)
+        self.seen["Secret", name] = obj
+        return obj
+
+
+def _render_list(
+    items: Sequence[Any],
+) -> tuple[list[Any], tuple[_Slot, ...]]:
+    """Constants (private copies) and slots of one list of the marker run's output."""
+    base: list[Any] = []
+    slots: list[_Slot] = []
+    for i, item in enumerate(items):
+        if type(item) is str:
+            split = _split(item)
+            if type(split) is str:
+                base.append(item)
+            else:
+                base.append("")
+                slots.append((i, None, _compact(split)))  # type: ignore[arg-type]
+            continue
+        if _TOKEN not in repr(item):
+            base.append(copy.deepcopy(item))
+            continue
+        if (
+            type(item) is not dict
+            or set(item) != {"name", "value"}
+            or type(item["name"]) is not str
+            or type(item["value"]) is not str
+            or _TOKEN in item["name"]
+        ):
+            raise _Uncompilable(f"a marker outside an env value at {i}")
+        base.append(None)
+        slots.append((i, item["name"], _compact(_split(item["value"]))))  # type: ignore[arg-type]
+    return base, tuple(slots)
+
+
+def _compile(
+    key: str,
+    c: Mapping[str, Any],
+    namespace: str,
+    links: list[dict[str, str]],
+    sources: SourceReader,
+    resolver: ResolveConfigSources,
+) -> _Program:
+    """Resolve ``c`` with markers for its downward-API values (see the module docs)."""
+    program = _Program(copy.deepcopy(_template_parts(c)), links)
+    env = list(c.get("env") or ())
+    holes: list[tuple[str, Any]] = []
+    for i, entry in enumerate(env):
+        ref = _downward_ref(entry)
+        if ref is None:
+            continue
+        field_ref = ref.get("fieldRef")
+        if field_ref is not None:
+            path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
+            cacheable = type(path) is str and (version is None or type(version) is str)
+            holes.append(
+                ("field", (copy.deepcopy(field_ref), (path, version) if cacheable else None))
+            )
+            program.needs_ips = program.needs_ips or field_ref.get("fieldPath") in POD_IP_FIELDS
+        else:
+            rf = ref["resourceFieldRef"]
+            if rf.get("containerName"):
+                raise _Uncompilable("a resourceFieldRef naming a container")
+            holes.append(("resource", (str(rf.get("resource") or ""), rf.get("divisor"))))
+        env[i] = {"name": entry["name"], "value": _marker(len(holes) - 1)}
+    program.holes = tuple(holes)
+    marked: Mapping[str, Any] = c
+    if holes:
+        marked = {**c, "env": env}
+    if links:
+        marked = {**marked, "env": [*links, *(marked.get("env") or ())]}
+    recorder = _Recorder(sources)
+    got = _resolve_pod(
+        {"metadata": {"namespace": namespace}, "spec": {key: [marked]}},
+        recorder,
+        service_env=None,
+        expand_vars=resolver.expand_vars,
+        strict_names=resolver.strict_names,
+        cache=resolver._cache,
+        names=False,
+    )
+    out = got.pod["spec"][key][0]
+    deps = []
+    for (kind, name), obj in recorder.seen.items():
+        rv = None if obj is None else (obj.get("metadata") or {}).get("resourceVersion")
+        if obj is not None and not rv:
+            raise _Uncompilable(f"{kind} {name} has no resourceVersion")
+        deps.append((kind, name, obj, rv))
+    program.sources = tuple(deps)
+    program.unchanged = out is c
+    program.dropped = tuple(k for k in c if k not in out)
+    derived = []
+    for k, value in out.items():
+        if value is c.get(k) and k in c:
+            continue
+        if type(value) is not list:
+            raise _Uncompilable(f"{k} is not a list")
+        derived.append((k, *_render_list(value)))
+    program.derived = tuple(derived)
+    program.skipped = tuple(got.skipped)
+    cname = str(c.get("name") or "")
+    program.refs = got.refs.get(cname)
+    program.values = tuple(_split(v) for v in got.values)
+    program.ok = True
+    return program
+
+
+def _hole_values(
+    pod: Pod,
+    c: Mapping[str, Any],
+    program: _Program,
+    node: NodeInfo | None,
+    pod_ips: Sequence[str] | None,
+    memo: dict[tuple[Any, Any], str],
+) -> list[str]:
+    """The raw downward-API values of ``c``'s holes (``FieldPathError`` when one fails)."""
+    values = []
+    allocatable = node.allocatable if node else None
+    for kind, ref in program.holes:
+        if kind == "field":
+            field_ref, key = ref
+            value = memo.get(key) if key is not None else None
+            if value is None:
+                value = _field_ref_value(pod, field_ref, node, pod_ips, False, memo)
+            values.append(value)
+            continue
+        # cpu/memory/storage of the template's own resources: the same for every pod while
+        # the node's allocatable amounts (the defaults of missing limits) are the same
+        known = program.resources
+        if known is None or known[0] != allocatable:
+            known = program.resources = (copy.copy(allocatable), {})
+        value = known[1].get(ref)
+        if value is None:
+            resource, divisor = ref
+            value = known[1][ref] = resource_value(pod, c, resource, divisor, allocatable)
+        values.append(value)
+    return values
+
+
+def _render_container(c: Mapping[str, Any], program: _Program, holes: Sequence[str]) -> Any:
+    if program.unchanged:
+        return c
+    new_c = dict(c)
+    for k in program.dropped:
+        del new_c[k]
+    for k, base, slots in program.derived:
+        items = list(base)
+        for i, name, parts in slots:
+            value = holes[parts] if type(parts) is int else _fill(parts, holes)
+            items[i] = value if name is None else {"name": name, "value": value}
+        new_c[k] = items
+    return new_c
+
+
+_Match = tuple[str, int, Mapping[str, Any], _Program]
+
+
+class ContainerEnv:
+    """``DownwardAPI → ServiceLinks → ResolveConfigSources`` in one layer, with container
+    templates compiled once (see the module docs).
+
+    The arguments are those of the three middlewares: ``node`` and ``escape``-free
+    :class:`~vkcompose.middlewares.downward_api.DownwardAPI`,
+    :class:`~vkcompose.middlewares.service_links.ServiceLinks` over ``services``, and
+    :class:`~vkcompose.middlewares.config_sources.ResolveConfigSources` over ``sources``
+    (``events`` for skipped ``envFrom`` keys, ``strict_names``). ``templates`` bounds how
+    many container templates are remembered.
+
+    >>> from vkcompose.middlewares.config_sources import StaticSources
+    >>> from vkcompose.middlewares.service_links import StaticServices
+    >>> ContainerEnv(StaticSources(), StaticServices())
+    ContainerEnv(templates=0)
+    """
+
+    def __init__(
+        self,
+        sources: SourceReader,
+        services: ServiceReader,
+        events: EventSink | None = None,
+        *,
+        node: NodeInfo | None = None,
+        strict_names: bool = True,
+        templates: int = 4096,
+    ) -> None:
+        self.sources = sources
+        self.events = events
+        self.downward = DownwardAPI(node)
+        self.links = ServiceLinks(services)
+        self.resolver = ResolveConfigSources(sources, events, strict_names=strict_names)
+        self.limit = templates
+        self._programs: dict[tuple[str, int, str], _Program] = {}
+        self.filled = 0
+        """Pods resolved by filling in a compiled template."""
+        self.resolved = 0
+        """Pods resolved by the three middlewares (first of a template, or no template)."""
+
+    def __repr__(self) -> str:
+        return f"ContainerEnv(templates={len(self._programs)})"
+
+    # --- the long way: the three middlewares, learning templates on the way -----------------
+
+    async def _long_way(self, op: CreatePod | UpdatePod, call_next: Handler) -> Any:
+        submitted = op.pod
+        node = op.node or self.downward.node
+
+        async def learn(inner: Op) -> Any:
+            if type(inner) is type(op):
+                try:
+                    self._learn(submitted, inner.pod, node, REFS_KEPT.get(), SECRET_REPORT.get())
+                except Exception:  # a template that cannot be compiled takes the long way
+                    log.debug("container template not compiled", exc_info=True)
+            return await call_next(inner)
+
+        async def after_links(inner: Op) -> Any:
+            return await self.resolver(inner, learn)
+
+        async def after_downward(inner: Op) -> Any:
+            return await self.links(inner, after_links)
+
+        return await self.downward(op, after_downward)
+
+    def _learn(
+        self,
+        submitted: Pod,
+        resolved: Pod,
+        node: NodeInfo | None,
+        chain: RefsKept | None,
+        report: SecretReport | None,
+    ) -> None:
+        """Compile the containers of ``submitted`` that have no program, and keep them when
+        filling in the first pod reproduces ``resolved`` and ``report``."""
+        spec = submitted.get("spec") or {}
+        namespace = str((submitted.get("metadata") or {}).get("namespace") or "default")
+        links = self.links.links_for(submitted)
+        fresh: list[tuple[tuple[str, int, str], _Program]] = []
+        for key in CONTAINER_LISTS:
+            for index, c in enumerate(spec.get(key) or ()):
+                slot = (key, index, namespace)
+                parts = _template_parts(c)
+                known = self._programs.get(slot)
+                if (
+                    known is not None
+                    and known.links is links
+                    and known.parts == parts
+                    and (not known.ok or self._sources_match(known, namespace, {}))
+                ):
+                    continue
+                try:
+                    program = _compile(key, c, namespace, links, self.sources, self.resolver)
+                except _Uncompilable as e:
+                    log.debug("container template not compiled: %s", e)
+                    program = _Program(copy.deepcopy(parts), links)
+                fresh.append((slot, program))
+        if not fresh:
+            return
+        if all(p.ok for _, p in fresh):
+            downward = _downward_output(submitted, chain)
+            matches = self._match(submitted, dict(fresh))
+            if matches is None or not _reproduces(submitted, matches, downward, resolved, report):
+                log.debug("container template not compiled: filling in differs")
+                for _, program in fresh:
+                    program.ok = False
+        if len(self._programs) + len(fresh) > self.limit:
+            self._programs.clear()
+        self._programs.update(fresh)
+
+    # --- the short way -----------------------------------------------------------------------
+
+    def _sources_match(
+        self, program: _Program, namespace: str, seen: dict[tuple[str, str], Any]
+    ) -> bool:
+        for kind, name, obj, rv in program.sources:
+            got = seen.get((kind, name), seen)
+            if got is seen:
+                got = (
+                    self.sources.get_configmap(namespace, name)
+                    if kind == "ConfigMap"
+                    else self.sources.get_secret(namespace, name)
+                )
+                seen[kind, name] = got
+            if got is not obj or (
+                obj is not None and (obj.get("metadata") or {}).get("resourceVersion") != rv
+            ):
+                return False
+        return True
+
+    def _match(
+        self, pod: Pod, extra: Mapping[tuple[str, int, str], _Program] | None = None
+    ) -> list[_Match] | None:
+        """Each container of ``pod`` with its program, or ``None`` when one has none."""
+        spec = pod.get("spec") or {}
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+        links = self.links.links_for(pod)
+        programs = self._programs
+        seen: dict[tuple[str, str], Any] = {}
+        found: list[_Match] = []
+        for key in CONTAINER_LISTS:
+            containers = spec.get(key)
+            if not containers:
+                continue
+            if type(containers) is not list:
+                return None
+            for index, c in enumerate(containers):
+                slot = (key, index, namespace)
+                program = extra.get(slot) if extra else None
+                if program is None:
+                    program = programs.get(slot)
+                if (
+                    program is None
+                    or not program.ok
+                    or program.links is not links
+                    or type(c) is not dict
+                    or _template_parts(c) != program.parts
+                    or (program.sources and not self._sources_match(program, namespace, seen))
+                ):
+                    return None
+                found.append((key, index, c, program))
+        return found
+
+    async def __call__(self, op: Op, call_next: Handler, /) -> Any:
+        if not isinstance(op, CreatePod | UpdatePod):
+            return await call_next(op)
+        pod_op = op
+        pod = pod_op.pod
+        matches = self._match(pod)
+        if matches is None:
+            self.resolved += 1
+            return await self._long_way(pod_op, call_next)
+        self.filled += 1
+        node = pod_op.node or self.downward.node
+        pod_ips = None
+        if any(m[3].needs_ips for m in matches):
+            pod_ips = await self.downward._pod_ips(pod_op, node, call_next)
+        memo: dict[tuple[Any, Any], str] = {}
+        try:
+            holes = [_hole_values(pod, c, p, node, pod_ips, memo) for _, _, c, p in matches]
+        except FieldPathError:
+            # the downward API's own error, in its order (its pod IPs already known)
+            try:
+                plan = _plan(pod, node, True)
+                if plan is not None:
+                    _finish(pod, plan, node, pod_ips, True)
+            except FieldPathError as e:
+                raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
+            raise  # (the downward API found no error: a bug here, not the pod's)
+        new_pod, values, refs = _fill_pod(pod, matches, holes)
+        if self.events is not None:
+            for _, _, _, program in matches:
+                for skip in program.skipped:
+                    self.events.emit(
+                        pod, type="Warning", reason=INVALID_NAMES_REASON, message=skip.message
+                    )
+        token = SECRET_REPORT.set(SecretReport(new_pod, refs, values, pod))
+        try:
+            return await call_next(pod_op if new_pod is pod else with_pod(pod_op, new_pod))
+        finally:
+            SECRET_REPORT.reset(token)
+
+
+def _fill_pod(
+    pod: Pod, matches: list[_Match], holes: list[list[str]]
+) -> tuple[Pod, tuple[str, ...], dict[str, tuple[frozenset[str], tuple[str, ...]]]]:
+    """The resolved pod, the values holding Secret data and the Secret references."""
+    spec = pod.get("spec") or {}
+    new_spec: dict[str, Any] | None = None
+    values: list[str] = []
+    refs: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+    lists: dict[str, list[Any]] = {}
+    changed: set[str] = set()
+    for (key, _, c, program), filled in zip(matches, holes, strict=True):
+        new_c = _render_container(c, program, filled)
+        lists.setdefault(key, []).append(new_c)
+        if new_c is not c:
+            changed.add(key)
+        for v in program.values:
+            text = v if type(v) is str else _fill(v, filled)  # type: ignore[arg-type]
+            if text:
+                values.append(text)
+        if program.refs is not None:
+            name = str(c.get("name") or "")
+            seen = refs.get(name)
+            refs[name] = (
+                program.refs
+                if seen is None
+                else (seen[0].union(program.refs[0]), (*seen[1], *program.refs[1]))
+            )
+    if changed:
+        new_spec = dict(spec)
+        for key in changed:
+            new_spec[key] = lists[key]
+    if new_spec is None:
+        return pod, tuple(values), refs
+    return {**pod, "spec": new_spec}, tuple(values), refs
+
+
+def _downward_output(submitted: Pod, chain: RefsKept | None) -> Pod | None:
+    """The pod the downward API made of ``submitted`` (``None``: it rewrote nothing)."""
+    link = chain
+    while link is not None:
+        if link[1] is submitted:
+            return link[0]
+        link = link[2]
+    return None
+
+
+def _unescape(text: str) -> str:
+    return expand(text, _nothing)
+
+
+def _nothing(name: str) -> str | None:
+    return None
+
+
+def _reproduces(
+    submitted: Pod,
+    matches: list[_Match],
+    downward: Pod | None,
+    resolved: Pod,
+    report: SecretReport | None,
+) -> bool:
+    """Whether filling in ``submitted``'s own values gives what the three middlewares gave."""
+    holes: list[list[str]] = []
+    for key, index, _, program in matches:
+        if not program.holes:
+            holes.append([])
+            continue
+        if downward is None:
+            return False
+        before = submitted["spec"][key][index]["env"]
+        after = downward["spec"][key][index]["env"]
+        holes.append([_unescape(after[i]["value"]) for i, e in enumerate(before) if _is_hole(e)])
+    new_pod, values, refs = _fill_pod(submitted, matches, holes)
+    if new_pod != resolved or report is None or report.pod is not resolved:
+        return False
+    return sorted(values) == sorted(report.values) and dict(refs) == dict(report.refs)
+
+
+def _is_hole(entry: Mapping[str, Any]) -> bool:
+    return _downward_ref(entry) is not None
+
+
+__all__ = ["ContainerEnv"]
