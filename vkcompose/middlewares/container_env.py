@@ -47,8 +47,9 @@ from vkcompose.middlewares.config_sources import (
 )
 from vkcompose.middlewares.downward_api import (
     DownwardAPI,
+    _compile_field,
     _downward_ref,
-    _field_ref_value,
+    _env_field_value,
     _finish,
     _plan,
 )
@@ -110,6 +111,10 @@ def _compact(split: _Parts) -> int | _Parts:
     return split[0] if len(split) == 1 and type(split[0]) is int else split
 
 
+_METADATA, _FIELD, _RESOURCE = 0, 1, 2
+"""Kinds of hole: a metadata field (read by a compiled getter), any other field, a resource."""
+
+
 class _Uncompilable(Exception):
     """The marker run produced something filling in could not reproduce."""
 
@@ -144,7 +149,9 @@ class _Program:
         self.links = links
         self.ok = False  # a failed compile: pods of this template take the long way
         self.sources: tuple[tuple[str, str, Any, Any], ...] = ()  # kind, name, object, rv
-        self.holes: tuple[tuple[str, Any], ...] = ()
+        self.holes: tuple[tuple[int, Any, Any], ...] = ()
+        """``(_METADATA, getter, None)``, ``(_FIELD, fieldRef, memo key)`` or
+        ``(_RESOURCE, (resource, divisor), None)`` per hole."""
         self.needs_ips = False
         self.unchanged = False
         self.dropped: tuple[str, ...] = ()
@@ -228,7 +235,7 @@ def _compile(
     """Resolve ``c`` with markers for its downward-API values (see the module docs)."""
     program = _Program(copy.deepcopy(_template_parts(c)), links)
     env = list(c.get("env") or ())
-    holes: list[tuple[str, Any]] = []
+    holes: list[tuple[int, Any, Any]] = []
     for i, entry in enumerate(env):
         ref = _downward_ref(entry)
         if ref is None:
@@ -237,15 +244,18 @@ def _compile(
         if field_ref is not None:
             path, version = field_ref.get("fieldPath"), field_ref.get("apiVersion")
             cacheable = type(path) is str and (version is None or type(version) is str)
-            holes.append(
-                ("field", (copy.deepcopy(field_ref), (path, version) if cacheable else None))
-            )
-            program.needs_ips = program.needs_ips or field_ref.get("fieldPath") in POD_IP_FIELDS
+            getter = _compile_field(path, version) if cacheable else None
+            if getter is not None:
+                holes.append((_METADATA, getter, None))
+            else:
+                memo_key = (path, version) if cacheable else None
+                holes.append((_FIELD, copy.deepcopy(field_ref), memo_key))
+            program.needs_ips = program.needs_ips or path in POD_IP_FIELDS
         else:
             rf = ref["resourceFieldRef"]
             if rf.get("containerName"):
                 raise _Uncompilable("a resourceFieldRef naming a container")
-            holes.append(("resource", (str(rf.get("resource") or ""), rf.get("divisor"))))
+            holes.append((_RESOURCE, (str(rf.get("resource") or ""), rf.get("divisor")), None))
         env[i] = {"name": entry["name"], "value": _marker(len(holes) - 1)}
     program.holes = tuple(holes)
     marked: Mapping[str, Any] = c
@@ -298,14 +308,19 @@ def _hole_values(
     memo: dict[tuple[Any, Any], str],
 ) -> list[str]:
     """The raw downward-API values of ``c``'s holes (``FieldPathError`` when one fails)."""
-    values = []
+    values: list[str] = []
+    meta = pod.get("metadata") or {}
     allocatable = node.allocatable if node else None
-    for kind, ref in program.holes:
-        if kind == "field":
-            field_ref, key = ref
+    for kind, ref, key in program.holes:
+        if kind == _METADATA:
+            values.append(ref(meta))
+            continue
+        if kind == _FIELD:
             value = memo.get(key) if key is not None else None
             if value is None:
-                value = _field_ref_value(pod, field_ref, node, pod_ips, False, memo)
+                value = _env_field_value(pod, ref, node, pod_ips)
+                if key is not None:
+                    memo[key] = value
             values.append(value)
             continue
         # cpu/memory/storage of the template's own resources: the same for every pod while
@@ -322,8 +337,6 @@ def _hole_values(
 
 
 def _render_container(c: Mapping[str, Any], program: _Program, holes: Sequence[str]) -> Any:
-    if program.unchanged:
-        return c
     new_c = dict(c)
     for k in program.dropped:
         del new_c[k]
@@ -337,6 +350,22 @@ def _render_container(c: Mapping[str, Any], program: _Program, holes: Sequence[s
 
 
 _Match = tuple[str, int, Mapping[str, Any], _Program]
+
+_SlotKey = tuple[str, int, str, str | None, str | None]
+"""Container list, index, namespace, container name and image: where templates are kept."""
+_PER_SLOT = 4
+"""Templates kept per slot (pods of several workloads may share one)."""
+
+
+def _slot(key: str, index: int, namespace: str, c: Mapping[str, Any]) -> _SlotKey:
+    name, image = c.get("name"), c.get("image")
+    return (
+        key,
+        index,
+        namespace,
+        name if type(name) is str else None,
+        image if type(image) is str else None,
+    )
 
 
 class ContainerEnv:
@@ -372,14 +401,16 @@ class ContainerEnv:
         self.links = ServiceLinks(services)
         self.resolver = ResolveConfigSources(sources, events, strict_names=strict_names)
         self.limit = templates
-        self._programs: dict[tuple[str, int, str], _Program] = {}
+        self._programs: dict[_SlotKey, list[_Program]] = {}
+        self._sightings: dict[_SlotKey, list[tuple[tuple[Any, ...], object]]] = {}
         self.filled = 0
         """Pods resolved by filling in a compiled template."""
         self.resolved = 0
         """Pods resolved by the three middlewares (first of a template, or no template)."""
 
     def __repr__(self) -> str:
-        return f"ContainerEnv(templates={len(self._programs)})"
+        count = sum(len(programs) for programs in self._programs.values())
+        return f"ContainerEnv(templates={count})"
 
     # --- the long way: the three middlewares, learning templates on the way -----------------
 
@@ -411,42 +442,71 @@ class ContainerEnv:
         chain: RefsKept | None,
         report: SecretReport | None,
     ) -> None:
-        """Compile the containers of ``submitted`` that have no program, and keep them when
-        filling in the first pod reproduces ``resolved`` and ``report``."""
+        """Compile the containers of ``submitted`` that have no program once their template
+        is seen a second time, and keep the programs when filling in the pod reproduces
+        ``resolved`` and ``report``."""
         spec = submitted.get("spec") or {}
         namespace = str((submitted.get("metadata") or {}).get("namespace") or "default")
         links = self.links.links_for(submitted)
-        fresh: list[tuple[tuple[str, int, str], _Program]] = []
+        todo: list[tuple[_SlotKey, Mapping[str, Any], tuple[Any, ...], int | None]] = []
+        repeated = True
         for key in CONTAINER_LISTS:
             for index, c in enumerate(spec.get(key) or ()):
-                slot = (key, index, namespace)
+                slot = _slot(key, index, namespace, c)
                 parts = _template_parts(c)
-                known = self._programs.get(slot)
-                if (
-                    known is not None
-                    and known.links is links
-                    and known.parts == parts
-                    and (not known.ok or self._sources_match(known, namespace, {}))
+                candidates = self._programs.get(slot, [])
+                at = next(
+                    (i for i, p in enumerate(candidates) if p.links is links and p.parts == parts),
+                    None,
+                )
+                if at is not None:
+                    known = candidates[at]
+                    if not known.ok or self._sources_match(known, namespace, {}):
+                        continue  # (a failed compile, or a pod failing for other reasons)
+                elif not any(
+                    seen_links is links and seen_parts == parts
+                    for seen_parts, seen_links in self._sightings.get(slot, ())
                 ):
-                    continue
-                try:
-                    program = _compile(key, c, namespace, links, self.sources, self.resolver)
-                except _Uncompilable as e:
-                    log.debug("container template not compiled: %s", e)
-                    program = _Program(copy.deepcopy(parts), links)
-                fresh.append((slot, program))
-        if not fresh:
+                    repeated = False
+                todo.append((slot, c, parts, at))
+        if not todo:
             return
-        if all(p.ok for _, p in fresh):
+        if not repeated:  # a template seen once may never come again: compile it next time
+            for slot, _, parts, at in todo:
+                if at is None:
+                    sightings = self._sightings.setdefault(slot, [])
+                    sightings.append((parts, links))
+                    del sightings[:-_PER_SLOT]
+            if len(self._sightings) > self.limit:
+                self._sightings.clear()
+            return
+        fresh: dict[_SlotKey, _Program] = {}
+        for slot, c, parts, _ in todo:
+            try:
+                program = _compile(slot[0], c, namespace, links, self.sources, self.resolver)
+            except _Uncompilable as e:
+                log.debug("container template not compiled: %s", e)
+                program = _Program(copy.deepcopy(parts), links)
+            fresh[slot] = program
+        if all(p.ok for p in fresh.values()):
             downward = _downward_output(submitted, chain)
-            matches = self._match(submitted, dict(fresh))
+            matches = self._match(submitted, fresh)
             if matches is None or not _reproduces(submitted, matches, downward, resolved, report):
                 log.debug("container template not compiled: filling in differs")
-                for _, program in fresh:
+                for program in fresh.values():
                     program.ok = False
-        if len(self._programs) + len(fresh) > self.limit:
+        if len(self._programs) > self.limit:
             self._programs.clear()
-        self._programs.update(fresh)
+        for slot, _, parts, at in todo:
+            candidates = self._programs.setdefault(slot, [])
+            if at is not None and at < len(candidates):
+                candidates[at] = fresh[slot]
+            else:
+                candidates.append(fresh[slot])
+                del candidates[:-_PER_SLOT]
+            seen = self._sightings.get(slot)
+            if seen:
+                seen[:] = [(p, ln) for p, ln in seen if not (ln is links and p == parts)]
 
     # --- the short way -----------------------------------------------------------------------
 
@@ -469,7 +529,7 @@ class ContainerEnv:
         return True
 
     def _match(
-        self, pod: Pod, extra: Mapping[tuple[str, int, str], _Program] | None = None
+        self, pod: Pod, extra: Mapping[_SlotKey, _Program] | None = None
     ) -> list[_Match] | None:
         """Each container of ``pod`` with its program, or ``None`` when one has none."""
         spec = pod.get("spec") or {}
@@ -485,17 +545,20 @@ class ContainerEnv:
             if type(containers) is not list:
                 return None
             for index, c in enumerate(containers):
-                slot = (key, index, namespace)
+                if type(c) is not dict:
+                    return None
+                slot = _slot(key, index, namespace, c)
+                parts = _template_parts(c)
                 program = extra.get(slot) if extra else None
                 if program is None:
-                    program = programs.get(slot)
-                if (
-                    program is None
-                    or not program.ok
-                    or program.links is not links
-                    or type(c) is not dict
-                    or _template_parts(c) != program.parts
-                    or (program.sources and not self._sources_match(program, namespace, seen))
+                    for candidate in programs.get(slot, ()):
+                        if candidate.links is links and candidate.parts == parts:
+                            program = candidate
+                            break
+                    else:
+                        return None
+                if not program.ok or (
+                    program.sources and not self._sources_match(program, namespace, seen)
                 ):
                     return None
                 found.append((key, index, c, program))
@@ -545,21 +608,24 @@ def _fill_pod(
     pod: Pod, matches: list[_Match], holes: list[list[str]]
 ) -> tuple[Pod, tuple[str, ...], dict[str, tuple[frozenset[str], tuple[str, ...]]]]:
     """The resolved pod, the values holding Secret data and the Secret references."""
-    spec = pod.get("spec") or {}
-    new_spec: dict[str, Any] | None = None
     values: list[str] = []
     refs: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
     lists: dict[str, list[Any]] = {}
-    changed: set[str] = set()
+    changed = False
     for (key, _, c, program), filled in zip(matches, holes, strict=True):
-        new_c = _render_container(c, program, filled)
-        lists.setdefault(key, []).append(new_c)
-        if new_c is not c:
-            changed.add(key)
-        for v in program.values:
-            text = v if type(v) is str else _fill(v, filled)  # type: ignore[arg-type]
-            if text:
-                values.append(text)
+        new_list = lists.get(key)
+        if new_list is None:
+            new_list = lists[key] = []
+        if program.unchanged:
+            new_list.append(c)
+        else:
+            new_list.append(_render_container(c, program, filled))
+            changed = True
+        if program.values:
+            for v in program.values:
+                text = v if type(v) is str else _fill(v, filled)  # type: ignore[arg-type]
+                if text:
+                    values.append(text)
         if program.refs is not None:
             name = str(c.get("name") or "")
             seen = refs.get(name)
@@ -568,13 +634,9 @@ def _fill_pod(
                 if seen is None
                 else (seen[0].union(program.refs[0]), (*seen[1], *program.refs[1]))
             )
-    if changed:
-        new_spec = dict(spec)
-        for key in changed:
-            new_spec[key] = lists[key]
-    if new_spec is None:
+    if not changed:
         return pod, tuple(values), refs
-    return {**pod, "spec": new_spec}, tuple(values), refs
+    return {**pod, "spec": {**pod["spec"], **lists}}, tuple(values), refs
 
 
 def _downward_output(submitted: Pod, chain: RefsKept | None) -> Pod | None:
