@@ -36,6 +36,8 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from vkcompose.errors import InvalidInput
 from vkcompose.middlewares.config_sources import (
     CONFIG_ERROR,
@@ -135,7 +137,6 @@ class _Program:
         "links",
         "needs_ips",
         "ok",
-        "parts",
         "refs",
         "resources",
         "skipped",
@@ -144,8 +145,7 @@ class _Program:
         "values",
     )
 
-    def __init__(self, parts: tuple[Any, ...], links: object) -> None:
-        self.parts = parts
+    def __init__(self, links: object) -> None:
         self.links = links
         self.ok = False  # a failed compile: pods of this template take the long way
         self.sources: tuple[tuple[str, str, Any, Any], ...] = ()  # kind, name, object, rv
@@ -233,7 +233,7 @@ def _compile(
     resolver: ResolveConfigSources,
 ) -> _Program:
     """Resolve ``c`` with markers for its downward-API values (see the module docs)."""
-    program = _Program(copy.deepcopy(_template_parts(c)), links)
+    program = _Program(links)
     env = list(c.get("env") or ())
     holes: list[tuple[int, Any, Any]] = []
     for i, entry in enumerate(env):
@@ -351,21 +351,25 @@ def _render_container(c: Mapping[str, Any], program: _Program, holes: Sequence[s
 
 _Match = tuple[str, int, Mapping[str, Any], _Program]
 
-_SlotKey = tuple[str, int, str, str | None, str | None]
-"""Container list, index, namespace, container name and image: where templates are kept."""
-_PER_SLOT = 4
-"""Templates kept per slot (pods of several workloads may share one)."""
+_Key = tuple[str, int, str, int, bytes]
+"""Where a container template is kept: container list, index, namespace, ``id`` of the
+service-link entries (kept alive by the program) and the template's fields as JSON."""
 
 
-def _slot(key: str, index: int, namespace: str, c: Mapping[str, Any]) -> _SlotKey:
-    name, image = c.get("name"), c.get("image")
-    return (
-        key,
-        index,
-        namespace,
-        name if type(name) is str else None,
-        image if type(image) is str else None,
-    )
+class _Pod:
+    """A pod's namespace, service-link entries and containers with their template keys."""
+
+    __slots__ = ("containers", "links", "namespace")
+
+    def __init__(
+        self,
+        namespace: str,
+        links: list[dict[str, str]],
+        containers: list[tuple[str, int, Mapping[str, Any], _Key]],
+    ) -> None:
+        self.namespace = namespace
+        self.links = links
+        self.containers = containers
 
 
 class ContainerEnv:
@@ -401,27 +405,52 @@ class ContainerEnv:
         self.links = ServiceLinks(services)
         self.resolver = ResolveConfigSources(sources, events, strict_names=strict_names)
         self.limit = templates
-        self._programs: dict[_SlotKey, list[_Program]] = {}
-        self._sightings: dict[_SlotKey, list[tuple[tuple[Any, ...], object]]] = {}
+        self._programs: dict[_Key, _Program] = {}
+        self._sightings: set[_Key] = set()
         self.filled = 0
         """Pods resolved by filling in a compiled template."""
         self.resolved = 0
         """Pods resolved by the three middlewares (first of a template, or no template)."""
 
     def __repr__(self) -> str:
-        count = sum(len(programs) for programs in self._programs.values())
-        return f"ContainerEnv(templates={count})"
+        return f"ContainerEnv(templates={len(self._programs)})"
+
+    def _containers(self, pod: Pod) -> _Pod | None:
+        """The containers of ``pod`` with their template keys (``None``: a pod that cannot
+        have any, e.g. one whose env is not JSON)."""
+        spec = pod.get("spec") or {}
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+        links = self.links.links_for(pod)
+        found: list[tuple[str, int, Mapping[str, Any], _Key]] = []
+        try:
+            for key in CONTAINER_LISTS:
+                containers = spec.get(key)
+                if not containers:
+                    continue
+                if type(containers) is not list:
+                    return None
+                for index, c in enumerate(containers):
+                    if type(c) is not dict:
+                        return None
+                    template = orjson.dumps(_template_parts(c))
+                    found.append((key, index, c, (key, index, namespace, id(links), template)))
+        except TypeError:  # not JSON: no template
+            return None
+        return _Pod(namespace, links, found)
 
     # --- the long way: the three middlewares, learning templates on the way -----------------
 
-    async def _long_way(self, op: CreatePod | UpdatePod, call_next: Handler) -> Any:
+    async def _long_way(
+        self, op: CreatePod | UpdatePod, call_next: Handler, containers: _Pod | None
+    ) -> Any:
         submitted = op.pod
-        node = op.node or self.downward.node
 
         async def learn(inner: Op) -> Any:
-            if type(inner) is type(op):
+            if containers is not None and type(inner) is type(op):
                 try:
-                    self._learn(submitted, inner.pod, node, REFS_KEPT.get(), SECRET_REPORT.get())
+                    self._learn(
+                        submitted, containers, inner.pod, REFS_KEPT.get(), SECRET_REPORT.get()
+                    )
                 except Exception:  # a template that cannot be compiled takes the long way
                     log.debug("container template not compiled", exc_info=True)
             return await call_next(inner)
@@ -437,76 +466,50 @@ class ContainerEnv:
     def _learn(
         self,
         submitted: Pod,
+        pod: _Pod,
         resolved: Pod,
-        node: NodeInfo | None,
         chain: RefsKept | None,
         report: SecretReport | None,
     ) -> None:
         """Compile the containers of ``submitted`` that have no program once their template
         is seen a second time, and keep the programs when filling in the pod reproduces
         ``resolved`` and ``report``."""
-        spec = submitted.get("spec") or {}
-        namespace = str((submitted.get("metadata") or {}).get("namespace") or "default")
-        links = self.links.links_for(submitted)
-        todo: list[tuple[_SlotKey, Mapping[str, Any], tuple[Any, ...], int | None]] = []
+        todo: list[tuple[str, Mapping[str, Any], _Key]] = []
         repeated = True
-        for key in CONTAINER_LISTS:
-            for index, c in enumerate(spec.get(key) or ()):
-                slot = _slot(key, index, namespace, c)
-                parts = _template_parts(c)
-                candidates = self._programs.get(slot, [])
-                at = next(
-                    (i for i, p in enumerate(candidates) if p.links is links and p.parts == parts),
-                    None,
-                )
-                if at is not None:
-                    known = candidates[at]
-                    if not known.ok or self._sources_match(known, namespace, {}):
-                        continue  # (a failed compile, or a pod failing for other reasons)
-                elif not any(
-                    seen_links is links and seen_parts == parts
-                    for seen_parts, seen_links in self._sightings.get(slot, ())
-                ):
-                    repeated = False
-                todo.append((slot, c, parts, at))
+        for key, _, c, template in pod.containers:
+            known = self._programs.get(template)
+            if known is not None:
+                if not known.ok or self._sources_match(known, pod.namespace, {}):
+                    continue  # (a failed compile, or a pod failing for other reasons)
+            elif template not in self._sightings:
+                repeated = False
+            todo.append((key, c, template))
         if not todo:
             return
         if not repeated:  # a template seen once may never come again: compile it next time
-            for slot, _, parts, at in todo:
-                if at is None:
-                    sightings = self._sightings.setdefault(slot, [])
-                    sightings.append((parts, links))
-                    del sightings[:-_PER_SLOT]
             if len(self._sightings) > self.limit:
                 self._sightings.clear()
+            self._sightings.update(template for _, _, template in todo)
             return
-        fresh: dict[_SlotKey, _Program] = {}
-        for slot, c, parts, _ in todo:
+        fresh: dict[_Key, _Program] = {}
+        for key, c, template in todo:
             try:
-                program = _compile(slot[0], c, namespace, links, self.sources, self.resolver)
+                program = _compile(key, c, pod.namespace, pod.links, self.sources, self.resolver)
             except _Uncompilable as e:
                 log.debug("container template not compiled: %s", e)
-                program = _Program(copy.deepcopy(parts), links)
-            fresh[slot] = program
+                program = _Program(pod.links)
+            fresh[template] = program
         if all(p.ok for p in fresh.values()):
             downward = _downward_output(submitted, chain)
-            matches = self._match(submitted, fresh)
+            matches = self._match(pod, fresh)
             if matches is None or not _reproduces(submitted, matches, downward, resolved, report):
                 log.debug("container template not compiled: filling in differs")
                 for program in fresh.values():
                     program.ok = False
         if len(self._programs) > self.limit:
             self._programs.clear()
-        for slot, _, parts, at in todo:
-            candidates = self._programs.setdefault(slot, [])
-            if at is not None and at < len(candidates):
-                candidates[at] = fresh[slot]
-            else:
-                candidates.append(fresh[slot])
-                del candidates[:-_PER_SLOT]
-            seen = self._sightings.get(slot)
-            if seen:
-                seen[:] = [(p, ln) for p, ln in seen if not (ln is links and p == parts)]
+        self._programs.update(fresh)
+        self._sightings.difference_update(fresh)
 
     # --- the short way -----------------------------------------------------------------------
 
@@ -529,39 +532,24 @@ class ContainerEnv:
         return True
 
     def _match(
-        self, pod: Pod, extra: Mapping[_SlotKey, _Program] | None = None
+        self, pod: _Pod, extra: Mapping[_Key, _Program] | None = None
     ) -> list[_Match] | None:
         """Each container of ``pod`` with its program, or ``None`` when one has none."""
-        spec = pod.get("spec") or {}
-        namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-        links = self.links.links_for(pod)
-        programs = self._programs
+        programs = extra if extra is not None else self._programs
+        fallback = self._programs
         seen: dict[tuple[str, str], Any] = {}
         found: list[_Match] = []
-        for key in CONTAINER_LISTS:
-            containers = spec.get(key)
-            if not containers:
-                continue
-            if type(containers) is not list:
-                return None
-            for index, c in enumerate(containers):
-                if type(c) is not dict:
-                    return None
-                slot = _slot(key, index, namespace, c)
-                parts = _template_parts(c)
-                program = extra.get(slot) if extra else None
+        for key, index, c, template in pod.containers:
+            program = programs.get(template)
+            if program is None:
+                program = fallback.get(template)
                 if program is None:
-                    for candidate in programs.get(slot, ()):
-                        if candidate.links is links and candidate.parts == parts:
-                            program = candidate
-                            break
-                    else:
-                        return None
-                if not program.ok or (
-                    program.sources and not self._sources_match(program, namespace, seen)
-                ):
                     return None
-                found.append((key, index, c, program))
+            if program.links is not pod.links or not program.ok:
+                return None
+            if program.sources and not self._sources_match(program, pod.namespace, seen):
+                return None
+            found.append((key, index, c, program))
         return found
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
@@ -569,10 +557,11 @@ class ContainerEnv:
             return await call_next(op)
         pod_op = op
         pod = pod_op.pod
-        matches = self._match(pod)
+        containers = self._containers(pod)
+        matches = self._match(containers) if containers is not None else None
         if matches is None:
             self.resolved += 1
-            return await self._long_way(pod_op, call_next)
+            return await self._long_way(pod_op, call_next, containers)
         self.filled += 1
         node = pod_op.node or self.downward.node
         pod_ips = None
