@@ -53,6 +53,22 @@ async def step(clock: ManualClock, seconds: float) -> None:
         await anyio.lowlevel.checkpoint()
 
 
+async def test_starting_states_that_last_no_time_are_not_reported() -> None:
+    clock = ManualClock()
+    seen: list[dict[str, Any]] = []
+    async with MemoryBackend(clock=clock) as backend:
+        backend.notify_pods(seen.append)
+        await backend.create_pod(make_pod())
+        assert seen == []  # Pending and ContainerCreating both last no time
+        await step(clock, 0)
+        assert phases(seen) == ["Running"]
+        slow = {"sim.vkcompose.io/accept-delay": "1"}
+        await backend.create_pod(make_pod("slow", uid="uid-slow", annotations=slow))
+        assert phases(seen) == ["Running", "Pending"]  # a Pending that lasts is reported
+        await step(clock, 1)
+        assert phases(seen) == ["Running", "Pending", "Running"]
+
+
 async def test_lifecycle_follows_stage_delays_on_the_clock() -> None:
     clock = ManualClock()
     seen: list[dict[str, Any]] = []
@@ -61,7 +77,8 @@ async def test_lifecycle_follows_stage_delays_on_the_clock() -> None:
         backend.notify_pods(seen.append)
         await backend.create_pod(make_pod(annotations=annotations, restart_policy="Never"))
         await step(clock, 0)
-        assert phases(seen) == ["Pending", "Pending/ContainerCreating"]
+        # Pending lasts no time (accept-delay 0): not reported
+        assert phases(seen) == ["Pending/ContainerCreating"]
         await step(clock, 4.9)
         assert (await backend.get_pod_status("default", "web"))["status"]["phase"] == "Pending"
         await step(clock, 0.1)
@@ -173,8 +190,12 @@ async def test_notifications_are_ordered_per_pod() -> None:
     seen: list[dict[str, Any]] = []
     async with MemoryBackend() as backend:
         backend.notify_pods(seen.append)
+        lasting = {
+            "sim.vkcompose.io/accept-delay": "0.001",
+            "sim.vkcompose.io/start-delay": "0.001",
+        }
         for i in range(50):
-            await backend.create_pod(make_pod(f"p{i}"))
+            await backend.create_pod(make_pod(f"p{i}", annotations=lasting))
         await backend.settle()
     order = {"Pending": 0, "Pending/ContainerCreating": 1, "Running": 2}
     by_pod: dict[str, list[int]] = {}

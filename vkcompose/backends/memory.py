@@ -86,6 +86,9 @@ class _SimPod:
     container_ids: dict[str, str] = attrs.field(factory=dict)
 
 
+_STARTING = frozenset({SimState.PENDING, SimState.CREATING})
+
+
 class MemoryBackend:
     """The simulated backend (see the module docstring).
 
@@ -214,11 +217,11 @@ class MemoryBackend:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _plan_next(self, sim: _SimPod) -> None:
-        """Schedule the transition out of the pod's current state, if any."""
+    def _plan_next(self, sim: _SimPod) -> float | None:
+        """Schedule the transition out of the pod's current state, if any; its delay."""
         stage = self.stages.get(sim.state)
         if stage is None:
-            return
+            return None
         delay = sim.overrides.delay(stage.delay_key, stage.delay)
         if stage.source is SimState.RUNNING and delay is None and sim.overrides.crash_loop:
             delay = 0.0
@@ -227,10 +230,18 @@ class MemoryBackend:
                 stage.delay_key, backoff_delay(sim.restarts, self.backoff_base, self.backoff_cap)
             )
         if delay is None:
-            return
+            return None
         if stage.jitter:
             delay += sim.rng.uniform(0, stage.jitter)
         self._schedule(sim, delay)
+        return delay
+
+    def _notify_unless_instant(self, sim: _SimPod, delay: float | None) -> None:
+        """Notify, except for a starting state (Pending, ContainerCreating) the pod leaves at
+        once: a state that lasts no time is not reported (one status instead of three)."""
+        if delay == 0.0 and sim.state in _STARTING:
+            return
+        self._notify(sim)
 
     def _fire(self, key: tuple[str, str], generation: int) -> None:
         sim = self._pods.get(key)
@@ -257,11 +268,11 @@ class MemoryBackend:
                 return
         sim.generation += 1
         sim.rendered = None
-        self._notify(sim)
         if sim.state in TERMINAL and sim.deleted:
+            self._notify(sim)
             self._forget(key)
             return
-        self._plan_next(sim)
+        self._notify_unless_instant(sim, self._plan_next(sim))
 
     def _exit(self, sim: _SimPod, now: float) -> None:
         code = sim.overrides.exit_code
@@ -317,8 +328,7 @@ class MemoryBackend:
         sim.ips = list(await self.pod_ips(pod))
         self._pods[key] = sim
         self.creates += 1
-        self._notify(sim)
-        self._plan_next(sim)
+        self._notify_unless_instant(sim, self._plan_next(sim))
 
     async def update_pod(self, pod: Pod, /) -> None:
         """Record the new spec (images etc.); the simulation keeps its state."""
