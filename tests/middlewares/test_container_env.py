@@ -470,3 +470,152 @@ async def test_workloads_sharing_a_slot_keep_their_own_templates() -> None:
         assert await outcome(one, short_backend, CreatePod(pod, node=NODES[0])) == expected
     assert (env.resolved, env.filled) == (4, 4)
     assert repr(env) == "ContainerEnv(templates=2)"
+
+
+# --- regressions: inputs where filling in once differed from the three middlewares ---------
+
+
+async def compare(
+    pods: list[dict[str, Any]],
+    *,
+    services: StaticServices | None = None,
+    node: NodeInfo = NODES[0],
+    backend: type[Backend] = Backend,
+) -> tuple[ContainerEnv, list[tuple[Any, ...]]]:
+    """Run ``pods`` through both pipelines (fresh sources each); assert the same outcomes."""
+    runs = []
+    for which in ("three", "one"):
+        sources = initial_sources()
+        svc = services if services is not None else initial_services()
+        events = RecordingEvents()
+        b = backend()
+        b.ips = ["10.1.0.5"]
+        b.sources = sources  # type: ignore[attr-defined]
+        env = ContainerEnv(sources, svc, events)
+        pipeline = (
+            compose(
+                DownwardAPI(), ServiceLinks(svc), ResolveConfigSources(sources, events), backend=b
+            )
+            if which == "three"
+            else compose(env, backend=b)
+        )
+        outcomes = [
+            await outcome(pipeline, b, CreatePod(copy.deepcopy(p), node=node)) for p in pods
+        ]
+        runs.append((env, outcomes, events.events, b.asked))
+    (_, expected, expected_events, expected_asked), (env, got, events, asked) = runs
+    assert got == expected
+    assert (events, asked) == (expected_events, expected_asked)
+    return env, got
+
+
+def noted(index: int, note: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"p{index}", "namespace": "default", "annotations": {"note": note}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "env": [
+                        {
+                            "name": "N",
+                            "valueFrom": {
+                                "fieldRef": {"fieldPath": "metadata.annotations['note']"}
+                            },
+                        },
+                        {"name": "E"},  # no value: the resolver writes "" when it rewrites
+                    ],
+                }
+            ]
+        },
+    }
+
+
+@pytest.mark.anyio
+async def test_a_dollar_in_a_downward_value_makes_the_resolver_rewrite() -> None:
+    env, got = await compare(
+        [noted(0, "plain"), noted(1, "plain"), noted(2, "plain"), noted(3, "cost ${HOME}")],
+        services=StaticServices(),
+    )
+    assert got[3][1]["spec"]["containers"][0]["env"] == [
+        {"name": "N", "value": "cost ${HOME}"},
+        {"name": "E", "value": ""},
+    ]
+    assert (env.filled, env.resolved) == (1, 3)
+
+
+@pytest.mark.anyio
+async def test_an_absent_field_and_a_null_one_are_different_templates() -> None:
+    def pod(index: int, null: bool) -> dict[str, Any]:
+        p = web_pod(index)
+        del p["spec"]["containers"][0]["envFrom"]
+        if null:
+            p["spec"]["containers"][0]["envFrom"] = None
+        return p
+
+    await compare([pod(0, True), pod(1, True), pod(2, True), pod(3, False), pod(4, True)])
+    await compare([pod(0, False), pod(1, False), pod(2, False), pod(3, True)])
+
+
+@pytest.mark.anyio
+async def test_pods_without_containers_take_the_long_way() -> None:
+    pods: list[dict[str, Any]] = [
+        {"metadata": {"name": f"p{i}", "namespace": "default"}, **spec}
+        for i, spec in enumerate(
+            [{}, {}, {"spec": None}, {"spec": {}}, {"spec": {"containers": []}}]
+        )
+    ]
+    env, got = await compare(pods)
+    assert env.filled == 0 and all(o[0] == "ok" for o in got)
+
+
+@pytest.mark.anyio
+async def test_odd_divisors_and_read_only_allocatable_amounts() -> None:
+    from types import MappingProxyType
+
+    pods = [web_pod(i) for i in range(4)]
+    for p in pods[:2]:
+        p["spec"]["containers"][0]["env"][2]["valueFrom"]["resourceFieldRef"]["divisor"] = {}
+    node = NodeInfo(
+        name="vk", host_ips=("192.168.0.1",), allocatable=MappingProxyType({"cpu": "4"})
+    )
+    await compare(pods[:2] * 2, node=node)
+    env, _ = await compare([*pods[2:], web_pod(5)], node=node)
+    assert env.filled == 1
+
+
+class ChangingBackend(Backend):
+    """Updates ConfigMap cm1 while it tells the pod IPs of the fourth pod."""
+
+    sources: StaticSources
+
+    async def pod_ips(self, pod: dict[str, Any], /) -> Sequence[str]:
+        if self.asked == 3:
+            self.sources.put(
+                {
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "cm1", "namespace": "default", "resourceVersion": "99"},
+                    "data": {"k1": "NEW"},
+                }
+            )
+        return await super().pod_ips(pod)
+
+
+@pytest.mark.anyio
+async def test_a_source_changed_while_the_backend_tells_pod_ips_is_read() -> None:
+    env, got = await compare([web_pod(i) for i in range(5)], backend=ChangingBackend)
+    assert got[3][1]["spec"]["containers"][0]["command"][2] == "NEW"
+    assert env.filled == 2  # the fourth pod went the long way (with the IPs already told)
+
+
+@pytest.mark.anyio
+async def test_malformed_metadata_fails_before_pod_ips_are_asked() -> None:
+    broken = web_pod(3)
+    broken["spec"]["containers"][0]["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] = (
+        "metadata.labels['app']"
+    )
+    pods = [copy.deepcopy(broken) for _ in range(3)]
+    for i, p in enumerate(pods):
+        p["metadata"]["labels"] = {"app": "a"} if i < 2 else ["app"]
+    _, got = await compare(pods)
+    assert got[2][:2] == ("error", "AttributeError")

@@ -45,6 +45,7 @@ from vkcompose.middlewares.config_sources import (
     ResolveConfigSources,
     SkippedKeys,
     SourceReader,
+    _needs_work,
     _resolve_pod,
 )
 from vkcompose.middlewares.downward_api import (
@@ -64,7 +65,7 @@ from vkcompose.middlewares.secret_report import (
     SecretReport,
 )
 from vkcompose.middlewares.service_links import ServiceLinks, ServiceReader
-from vkcompose.ops import CreatePod, NodeInfo, Op, UpdatePod
+from vkcompose.ops import AllocatePodIPs, CreatePod, NodeInfo, Op, UpdatePod
 from vkcompose.pipeline import Handler
 from vkcompose.podspec import Pod
 from vkcompose.podspec.expansion import expand
@@ -113,8 +114,12 @@ def _compact(split: _Parts) -> int | _Parts:
     return split[0] if len(split) == 1 and type(split[0]) is int else split
 
 
-_METADATA, _FIELD, _RESOURCE = 0, 1, 2
-"""Kinds of hole: a metadata field (read by a compiled getter), any other field, a resource."""
+_RETRY_FAILED = 64
+"""A template whose compile failed is tried again after this many pods of it."""
+
+_METADATA, _FIELD, _RESOURCE, _POD_IP = 0, 1, 2, 3
+"""Kinds of hole: a metadata field (read by a compiled getter), another field, a resource, a
+pod IP field (filled once the backend has told the pod's IPs)."""
 
 
 class _Uncompilable(Exception):
@@ -132,6 +137,7 @@ class _Program:
 
     __slots__ = (
         "derived",
+        "dollar_sensitive",
         "dropped",
         "holes",
         "links",
@@ -139,6 +145,7 @@ class _Program:
         "ok",
         "refs",
         "resources",
+        "retry_in",
         "skipped",
         "sources",
         "unchanged",
@@ -147,6 +154,8 @@ class _Program:
 
     def __init__(self, links: object) -> None:
         self.links = links
+        self.dollar_sensitive = False
+        self.retry_in = _RETRY_FAILED
         self.ok = False  # a failed compile: pods of this template take the long way
         self.sources: tuple[tuple[str, str, Any, Any], ...] = ()  # kind, name, object, rv
         self.holes: tuple[tuple[int, Any, Any], ...] = ()
@@ -159,20 +168,16 @@ class _Program:
         self.skipped: tuple[SkippedKeys, ...] = ()
         self.refs: tuple[frozenset[str], tuple[str, ...]] | None = None
         self.values: tuple[str | _Parts, ...] = ()
-        # (node allocatable, resourceFieldRef values by (resource, divisor)) of the last pod
-        self.resources: tuple[Any, dict[Any, str]] | None = None
+        # (node allocatable, resourceFieldRef values by hole number) of the last pod
+        self.resources: tuple[Any, dict[int, str]] | None = None
 
 
-def _template_parts(c: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The container fields the resolution reads."""
-    return (
-        c.get("env"),
-        c.get("envFrom"),
-        c.get("command"),
-        c.get("args"),
-        c.get("resources"),
-        c.get("name"),
-    )
+_TEMPLATE_FIELDS = ("env", "envFrom", "command", "args", "resources", "name")
+
+
+def _template_parts(c: Mapping[str, Any]) -> dict[str, Any]:
+    """The container fields the resolution reads (absent ones absent: ``null`` differs)."""
+    return {k: c[k] for k in _TEMPLATE_FIELDS if k in c}
 
 
 class _Recorder:
@@ -249,8 +254,9 @@ def _compile(
                 holes.append((_METADATA, getter, None))
             else:
                 memo_key = (path, version) if cacheable else None
-                holes.append((_FIELD, copy.deepcopy(field_ref), memo_key))
-            program.needs_ips = program.needs_ips or path in POD_IP_FIELDS
+                hole_kind = _POD_IP if path in POD_IP_FIELDS else _FIELD
+                holes.append((hole_kind, copy.deepcopy(field_ref), memo_key))
+                program.needs_ips = program.needs_ips or hole_kind == _POD_IP
         else:
             rf = ref["resourceFieldRef"]
             if rf.get("containerName"):
@@ -263,6 +269,10 @@ def _compile(
         marked = {**c, "env": env}
     if links:
         marked = {**marked, "env": [*links, *(marked.get("env") or ())]}
+    # The resolver rewrites a container only when it needs to, and a ``$`` in a value (as
+    # escaped, ``$$``) is one reason; markers have none. When nothing else makes it rewrite
+    # this container, a pod whose downward-API values hold a ``$`` takes the long way.
+    program.dollar_sensitive = bool(holes) and not _needs_work(marked, resolver.expand_vars, False)
     recorder = _Recorder(sources)
     got = _resolve_pod(
         {"metadata": {"namespace": namespace}, "spec": {key: [marked]}},
@@ -299,47 +309,64 @@ def _compile(
     return program
 
 
-def _hole_values(
+def _early_holes(
     pod: Pod,
     c: Mapping[str, Any],
     program: _Program,
     node: NodeInfo | None,
-    pod_ips: Sequence[str] | None,
     memo: dict[tuple[Any, Any], str],
 ) -> list[str]:
-    """The raw downward-API values of ``c``'s holes (``FieldPathError`` when one fails)."""
+    """The raw downward-API values of ``c``'s holes but the pod IPs (``""`` stands in for
+    those); ``FieldPathError`` when one fails, as the downward API's first pass would."""
     values: list[str] = []
     meta = pod.get("metadata") or {}
     allocatable = node.allocatable if node else None
-    for kind, ref, key in program.holes:
+    for number, (kind, ref, key) in enumerate(program.holes):
         if kind == _METADATA:
             values.append(ref(meta))
-            continue
-        if kind == _FIELD:
+        elif kind == _FIELD:
             value = memo.get(key) if key is not None else None
             if value is None:
-                value = _env_field_value(pod, ref, node, pod_ips)
+                value = _env_field_value(pod, ref, node, None)
                 if key is not None:
                     memo[key] = value
             values.append(value)
-            continue
-        # cpu/memory/storage of the template's own resources: the same for every pod while
-        # the node's allocatable amounts (the defaults of missing limits) are the same
-        known = program.resources
-        if known is None or known[0] != allocatable:
-            known = program.resources = (copy.copy(allocatable), {})
-        value = known[1].get(ref)
-        if value is None:
-            resource, divisor = ref
-            value = known[1][ref] = resource_value(pod, c, resource, divisor, allocatable)
-        values.append(value)
+        elif kind == _RESOURCE:
+            # the template's own resources: the same values for every pod while the node's
+            # allocatable amounts (the defaults of missing limits) are the same
+            known = program.resources
+            if known is None or known[0] != allocatable:
+                known = program.resources = (
+                    None if allocatable is None else dict(allocatable),
+                    {},
+                )
+            value = known[1].get(number)
+            if value is None:
+                resource, divisor = ref
+                value = known[1][number] = resource_value(pod, c, resource, divisor, allocatable)
+            values.append(value)
+        else:
+            values.append("")
     return values
+
+
+def _late_holes(
+    pod: Pod,
+    program: _Program,
+    values: list[str],
+    node: NodeInfo | None,
+    pod_ips: Sequence[str] | None,
+) -> None:
+    """Fill in the pod-IP holes of ``values``."""
+    for number, (kind, ref, _) in enumerate(program.holes):
+        if kind == _POD_IP:
+            values[number] = _env_field_value(pod, ref, node, pod_ips)
 
 
 def _render_container(c: Mapping[str, Any], program: _Program, holes: Sequence[str]) -> Any:
     new_c = dict(c)
     for k in program.dropped:
-        del new_c[k]
+        new_c.pop(k, None)
     for k, base, slots in program.derived:
         items = list(base)
         for i, name, parts in slots:
@@ -436,13 +463,21 @@ class ContainerEnv:
                     found.append((key, index, c, (key, index, namespace, id(links), template)))
         except TypeError:  # not JSON: no template
             return None
+        if not found:  # (nothing to fill in; the long way also normalises ``spec``)
+            return None
         return _Pod(namespace, links, found)
 
     # --- the long way: the three middlewares, learning templates on the way -----------------
 
     async def _long_way(
-        self, op: CreatePod | UpdatePod, call_next: Handler, containers: _Pod | None
+        self,
+        op: CreatePod | UpdatePod,
+        call_next: Handler,
+        containers: _Pod | None,
+        pod_ips: list[str] | None = None,
     ) -> Any:
+        """The three middlewares; ``pod_ips`` are the ones already asked for this op."""
+        self.resolved += 1
         submitted = op.pod
 
         async def learn(inner: Op) -> Any:
@@ -459,6 +494,8 @@ class ContainerEnv:
             return await self.resolver(inner, learn)
 
         async def after_downward(inner: Op) -> Any:
+            if pod_ips is not None and isinstance(inner, AllocatePodIPs):
+                return pod_ips  # (the backend is asked once per op)
             return await self.links(inner, after_links)
 
         return await self.downward(op, after_downward)
@@ -479,8 +516,12 @@ class ContainerEnv:
         for key, _, c, template in pod.containers:
             known = self._programs.get(template)
             if known is not None:
-                if not known.ok or self._sources_match(known, pod.namespace, {}):
-                    continue  # (a failed compile, or a pod failing for other reasons)
+                if not known.ok:
+                    known.retry_in -= 1
+                    if known.retry_in > 0:
+                        continue
+                elif self._sources_match(known, pod.namespace, {}):
+                    continue  # (a pod taking the long way for another reason)
             elif template not in self._sightings:
                 repeated = False
             todo.append((key, c, template))
@@ -537,7 +578,6 @@ class ContainerEnv:
         """Each container of ``pod`` with its program, or ``None`` when one has none."""
         programs = extra if extra is not None else self._programs
         fallback = self._programs
-        seen: dict[tuple[str, str], Any] = {}
         found: list[_Match] = []
         for key, index, c, template in pod.containers:
             program = programs.get(template)
@@ -547,10 +587,18 @@ class ContainerEnv:
                     return None
             if program.links is not pod.links or not program.ok:
                 return None
-            if program.sources and not self._sources_match(program, pod.namespace, seen):
-                return None
             found.append((key, index, c, program))
         return found
+
+    def _current(self, pod: Pod, containers: _Pod, matches: list[_Match]) -> bool:
+        """Whether the service links and every source the programs read are unchanged."""
+        if self.links.links_for(pod) is not containers.links:
+            return False
+        seen: dict[tuple[str, str], Any] = {}
+        return all(
+            not m[3].sources or self._sources_match(m[3], containers.namespace, seen)
+            for m in matches
+        )
 
     async def __call__(self, op: Op, call_next: Handler, /) -> Any:
         if not isinstance(op, CreatePod | UpdatePod):
@@ -559,26 +607,41 @@ class ContainerEnv:
         pod = pod_op.pod
         containers = self._containers(pod)
         matches = self._match(containers) if containers is not None else None
-        if matches is None:
-            self.resolved += 1
+        if containers is None or matches is None:
             return await self._long_way(pod_op, call_next, containers)
-        self.filled += 1
+        self.filled += 1  # (taken back below if the pod takes the long way after all)
+        # the downward API's order: every value but the pod IPs (the first failure stops
+        # it), then the pod IPs if any entry needs them, then its error if there was one
         node = pod_op.node or self.downward.node
+        memo: dict[tuple[Any, Any], str] = {}
+        holes: list[list[str]] = []
+        failed = False
+        try:
+            for _, _, c, program in matches:
+                holes.append(_early_holes(pod, c, program, node, memo))
+        except FieldPathError:
+            failed = True
         pod_ips = None
         if any(m[3].needs_ips for m in matches):
             pod_ips = await self.downward._pod_ips(pod_op, node, call_next)
-        memo: dict[tuple[Any, Any], str] = {}
-        try:
-            holes = [_hole_values(pod, c, p, node, pod_ips, memo) for _, _, c, p in matches]
-        except FieldPathError:
-            # the downward API's own error, in its order (its pod IPs already known)
-            try:
-                plan = _plan(pod, node, True)
-                if plan is not None:
-                    _finish(pod, plan, node, pod_ips, True)
-            except FieldPathError as e:
-                raise InvalidInput(str(e), reason=CONFIG_ERROR) from None
-            raise  # (the downward API found no error: a bug here, not the pod's)
+            if not failed:
+                try:
+                    for (_, _, _, program), filled in zip(matches, holes, strict=True):
+                        _late_holes(pod, program, filled, node, pod_ips)
+                except FieldPathError:
+                    failed = True
+        if failed:
+            error = _downward_error(pod, node, pod_ips)
+            if error is None:  # (not expected: the downward API agrees with the holes)
+                self.filled -= 1
+                return await self._long_way(pod_op, call_next, containers, pod_ips)
+            raise error
+        if not self._current(pod, containers, matches) or any(
+            program.dollar_sensitive and any("$" in v for v in filled)
+            for (_, _, _, program), filled in zip(matches, holes, strict=True)
+        ):
+            self.filled -= 1
+            return await self._long_way(pod_op, call_next, containers, pod_ips)
         new_pod, values, refs = _fill_pod(pod, matches, holes)
         if self.events is not None:
             for _, _, _, program in matches:
@@ -626,6 +689,17 @@ def _fill_pod(
     if not changed:
         return pod, tuple(values), refs
     return {**pod, "spec": {**pod["spec"], **lists}}, tuple(values), refs
+
+
+def _downward_error(pod: Pod, node: NodeInfo | None, pod_ips: list[str] | None) -> Exception | None:
+    """The downward API's own error for ``pod`` (its pod IPs already known), if any."""
+    try:
+        plan = _plan(pod, node, True)
+        if plan is not None:
+            _finish(pod, plan, node, pod_ips, True)
+    except FieldPathError as e:
+        return InvalidInput(str(e), reason=CONFIG_ERROR)
+    return None
 
 
 def _downward_output(submitted: Pod, chain: RefsKept | None) -> Pod | None:
