@@ -156,25 +156,33 @@ class EventRecorder:
         if not self.enabled:
             return
         obj = pod
-        ref = involved_object(obj)
-        namespace = ref.get("namespace") or "default"
-        key: _Key = (
-            namespace,
-            ref["kind"],
-            ref.get("uid") or ref["name"],
-            type,
-            reason,
-            message,
-        )
-        now = rfc3339()
+        # the key first, from what involved_object() would put in the reference: a repeat
+        # only raises a count and a drop costs nothing more (both are common in a burst)
+        meta = obj.get("metadata") or {}
+        kind = obj.get("kind") or "Pod"
+        name = meta.get("name", "")
+        if kind == "Node":
+            key: _Key = ("default", kind, name, type, reason, message)
+        else:
+            key = (
+                meta.get("namespace") or "default",
+                kind,
+                meta.get("uid") or name,
+                type,
+                reason,
+                message,
+            )
         pending = self._pending.get(key)
         if pending is not None:
             pending.count += 1
-            pending.last = now
+            pending.last = rfc3339()
             return
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
             return
+        ref = involved_object(obj)
+        namespace = key[0]
+        now = rfc3339()
         spec = obj.get("spec") or {}
         host = spec.get("nodeName") or (ref["name"] if ref["kind"] == "Node" else "")
         self._pending[key] = _Pending(
