@@ -3,7 +3,9 @@
 Nothing runs; each pod walks the stages of :mod:`vkcompose.backends.memory_stages`
 (Pending → ContainerCreating → Running → Succeeded/Failed, crash loops, slow starts, failing
 creates), with delays taken from the table or the pod's ``sim.vkcompose.io/*`` annotations.
-Status changes are pushed through the notifier in order. Pod IPs come from ``pod_cidr``.
+Status changes are pushed through the notifier in order; a starting state the pod leaves at
+once (Pending or ContainerCreating with a zero delay, the default) is not reported, so a pod
+that starts at once is announced once, Running. Pod IPs come from ``pod_cidr``.
 Logs, exec (a tiny command set) and stats are synthetic. Seeded: the same seed and pods give
 the same jitter, IPs and numbers.
 
