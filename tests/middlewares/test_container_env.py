@@ -619,3 +619,23 @@ async def test_malformed_metadata_fails_before_pod_ips_are_asked() -> None:
         p["metadata"]["labels"] = {"app": "a"} if i < 2 else ["app"]
     _, got = await compare(pods)
     assert got[2][:2] == ("error", "AttributeError")
+
+
+@pytest.mark.anyio
+async def test_pods_that_never_share_a_template_are_only_sampled() -> None:
+    from vkcompose.middlewares.container_env import IDLE_AFTER, SAMPLE_EVERY
+
+    _, _, env, one, short_backend, _ = pair()
+    for i in range(IDLE_AFTER):
+        await outcome(one, short_backend, CreatePod(web_pod(i, UNIQUE=f"u{i}"), node=NODES[0]))
+    assert env.sampling and repr(env) == "ContainerEnv(templates=0)"
+    # replicas arrive: a template still gets compiled (from sampled pods) and filled in
+    i = IDLE_AFTER
+    while env.filled == 0:
+        got = await outcome(one, short_backend, CreatePod(web_pod(i), node=NODES[0]))
+        assert got[0] == "ok"
+        i += 1
+        assert i < IDLE_AFTER + 3 * SAMPLE_EVERY + 1
+    assert not env.sampling
+    await outcome(one, short_backend, CreatePod(web_pod(i), node=NODES[0]))
+    assert env.filled == 2  # every pod is looked at again

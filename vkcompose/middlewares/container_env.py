@@ -114,6 +114,11 @@ def _compact(split: _Parts) -> int | _Parts:
     return split[0] if len(split) == 1 and type(split[0]) is int else split
 
 
+IDLE_AFTER = 256
+"""Pods in a row whose templates were all new after which :class:`ContainerEnv` samples."""
+SAMPLE_EVERY = 16
+"""While sampling, one pod out of this many is looked at for templates."""
+
 _RETRY_FAILED = 64
 """A template whose compile failed is tried again after this many pods of it."""
 
@@ -438,6 +443,15 @@ class ContainerEnv:
         """Pods resolved by filling in a compiled template."""
         self.resolved = 0
         """Pods resolved by the three middlewares (first of a template, or no template)."""
+        self._unrepeated = 0  # long-way pods in a row whose templates were all new
+        self._skipped = 0
+
+    @property
+    def sampling(self) -> bool:
+        """Whether templates are looked for in only one pod out of :data:`SAMPLE_EVERY`:
+        after :data:`IDLE_AFTER` pods in a row whose templates were all new (pods that never
+        share a template then do not pay for template keys)."""
+        return self._unrepeated >= IDLE_AFTER
 
     def __repr__(self) -> str:
         return f"ContainerEnv(templates={len(self._programs)})"
@@ -527,6 +541,10 @@ class ContainerEnv:
             todo.append((key, c, template))
         if not todo:
             return
+        if not repeated:
+            self._unrepeated += 1
+        else:
+            self._unrepeated = 0
         if not repeated:  # a template seen once may never come again: compile it next time
             if len(self._sightings) > self.limit:
                 self._sightings.clear()
@@ -605,6 +623,10 @@ class ContainerEnv:
             return await call_next(op)
         pod_op = op
         pod = pod_op.pod
+        if self._unrepeated >= IDLE_AFTER:
+            self._skipped += 1
+            if self._skipped % SAMPLE_EVERY:
+                return await self._long_way(pod_op, call_next, None)
         containers = self._containers(pod)
         matches = self._match(containers) if containers is not None else None
         if containers is None or matches is None:
@@ -642,6 +664,7 @@ class ContainerEnv:
         ):
             self.filled -= 1
             return await self._long_way(pod_op, call_next, containers, pod_ips)
+        self._unrepeated = 0
         new_pod, values, refs = _fill_pod(pod, matches, holes)
         if self.events is not None:
             for _, _, _, program in matches:
@@ -748,4 +771,4 @@ def _is_hole(entry: Mapping[str, Any]) -> bool:
     return _downward_ref(entry) is not None
 
 
-__all__ = ["ContainerEnv"]
+__all__ = ["IDLE_AFTER", "SAMPLE_EVERY", "ContainerEnv"]
