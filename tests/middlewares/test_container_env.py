@@ -478,7 +478,7 @@ async def test_workloads_sharing_a_slot_keep_their_own_templates() -> None:
 async def compare(
     pods: list[dict[str, Any]],
     *,
-    services: StaticServices | None = None,
+    services: Any = None,
     node: NodeInfo = NODES[0],
     backend: type[Backend] = Backend,
 ) -> tuple[ContainerEnv, list[tuple[Any, ...]]]:
@@ -639,3 +639,33 @@ async def test_pods_that_never_share_a_template_are_only_sampled() -> None:
     assert not env.sampling
     await outcome(one, short_backend, CreatePod(web_pod(i), node=NODES[0]))
     assert env.filled == 2  # every pod is looked at again
+
+
+class UnlistedServices:
+    """A service reader before its first list (as the cluster-bound one raises)."""
+
+    generation = 0
+
+    def list_services(self, namespace: str) -> list[dict[str, Any]]:
+        from vkcompose.errors import TemporaryError
+
+        raise TemporaryError("services are not listed yet", delay=1.0)
+
+
+@pytest.mark.anyio
+async def test_unreadable_service_links_fail_after_the_downward_api() -> None:
+    bad = web_pod(0)
+    bad["spec"]["containers"][0]["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] = "metadata.bogus"
+    _, got = await compare([bad, web_pod(1)], services=UnlistedServices())
+    assert got[0][3] == "CreateContainerConfigError"  # the downward API's error comes first
+    assert got[1][:2] == ("error", "TemporaryError")
+    odd = web_pod(2)
+    odd["metadata"]["namespace"] = ["default"]  # (unhashable: malformed)
+    await compare([odd])
+
+
+@pytest.mark.anyio
+async def test_nan_is_not_taken_for_null_in_a_template() -> None:
+    pods = [web_pod(i, X=None) for i in range(3)] + [web_pod(3, X=float("nan"))]
+    _, got = await compare(pods)
+    assert got[3][:2] == ("error", "TypeError")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -178,6 +179,17 @@ class _Program:
 
 
 _TEMPLATE_FIELDS = ("env", "envFrom", "command", "args", "resources", "name")
+
+
+def _json_only(value: Any) -> bool:
+    """Whether ``value`` holds no float that JSON cannot write (NaN, infinities)."""
+    if type(value) is float:
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_json_only(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_json_only(v) for v in value)
+    return True
 
 
 def _template_parts(c: Mapping[str, Any]) -> dict[str, Any]:
@@ -458,12 +470,13 @@ class ContainerEnv:
 
     def _containers(self, pod: Pod) -> _Pod | None:
         """The containers of ``pod`` with their template keys (``None``: a pod that cannot
-        have any, e.g. one whose env is not JSON)."""
-        spec = pod.get("spec") or {}
-        namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-        links = self.links.links_for(pod)
+        have any — one whose env is not JSON, or whose service links cannot be read yet: the
+        long way then fails, if it must, in the three middlewares' order)."""
         found: list[tuple[str, int, Mapping[str, Any], _Key]] = []
         try:
+            spec = pod.get("spec") or {}
+            namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+            links = self.links.links_for(pod)
             for key in CONTAINER_LISTS:
                 containers = spec.get(key)
                 if not containers:
@@ -473,9 +486,12 @@ class ContainerEnv:
                 for index, c in enumerate(containers):
                     if type(c) is not dict:
                         return None
-                    template = orjson.dumps(_template_parts(c))
+                    parts = _template_parts(c)
+                    template = orjson.dumps(parts)
+                    if b"null" in template and not _json_only(parts):
+                        return None  # (NaN and infinities are written as null)
                     found.append((key, index, c, (key, index, namespace, id(links), template)))
-        except TypeError:  # not JSON: no template
+        except Exception:  # not JSON, or links not readable: no template
             return None
         if not found:  # (nothing to fill in; the long way also normalises ``spec``)
             return None
