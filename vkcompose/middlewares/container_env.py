@@ -31,13 +31,10 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import orjson
 
 from vkcompose.errors import InvalidInput
 from vkcompose.middlewares.config_sources import (
@@ -149,6 +146,7 @@ class _Program:
         "links",
         "needs_ips",
         "ok",
+        "parts",
         "refs",
         "resources",
         "retry_in",
@@ -160,6 +158,7 @@ class _Program:
 
     def __init__(self, links: object) -> None:
         self.links = links
+        self.parts: tuple[Any, ...] = ()  # the template's fields (a private copy)
         self.dollar_sensitive = False
         self.retry_in = _RETRY_FAILED
         self.ok = False  # a failed compile: pods of this template take the long way
@@ -181,20 +180,15 @@ class _Program:
 _TEMPLATE_FIELDS = ("env", "envFrom", "command", "args", "resources", "name")
 
 
-def _json_only(value: Any) -> bool:
-    """Whether ``value`` holds no float that JSON cannot write (NaN, infinities)."""
-    if type(value) is float:
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_json_only(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return all(_json_only(v) for v in value)
-    return True
+_ABSENT = "\x00absent:" + _TOKEN
+"""Stands for a field the container does not have (``null`` is not the same)."""
+_TEMPLATE_FIELDS = ("env", "envFrom", "command", "args", "resources", "name")
 
 
-def _template_parts(c: Mapping[str, Any]) -> dict[str, Any]:
-    """The container fields the resolution reads (absent ones absent: ``null`` differs)."""
-    return {k: c[k] for k in _TEMPLATE_FIELDS if k in c}
+def _template_parts(c: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The container fields the resolution reads, compared with ``==`` (NaN never equals)."""
+    get = c.get
+    return tuple([get(k, _ABSENT) for k in _TEMPLATE_FIELDS])
 
 
 class _Recorder:
@@ -213,6 +207,14 @@ class _Recorder:
         obj = self.reader.get_secret(namespace, name)
         self.seen["Secret", name] = obj
         return obj
+
+
+def _find(candidates: Sequence[_Program], parts: tuple[Any, ...]) -> int | None:
+    """Where in ``candidates`` the program for a template with these fields is."""
+    for i, program in enumerate(candidates):
+        if program.parts == parts:
+            return i
+    return None
 
 
 def _render_list(
@@ -373,11 +375,17 @@ def _late_holes(
     values: list[str],
     node: NodeInfo | None,
     pod_ips: Sequence[str] | None,
+    memo: dict[tuple[Any, Any], str],
 ) -> None:
-    """Fill in the pod-IP holes of ``values``."""
-    for number, (kind, ref, _) in enumerate(program.holes):
+    """Fill in the pod-IP holes of ``values`` (``memo`` holds this pod's IP fields)."""
+    for number, (kind, ref, key) in enumerate(program.holes):
         if kind == _POD_IP:
-            values[number] = _env_field_value(pod, ref, node, pod_ips)
+            value = memo.get(key) if key is not None else None
+            if value is None:
+                value = _env_field_value(pod, ref, node, pod_ips)
+                if key is not None:
+                    memo[key] = value
+            values[number] = value
 
 
 def _render_container(c: Mapping[str, Any], program: _Program, holes: Sequence[str]) -> Any:
@@ -395,9 +403,15 @@ def _render_container(c: Mapping[str, Any], program: _Program, holes: Sequence[s
 
 _Match = tuple[str, int, Mapping[str, Any], _Program]
 
-_Key = tuple[str, int, str, int, bytes]
-"""Where a container template is kept: container list, index, namespace, ``id`` of the
-service-link entries (kept alive by the program) and the template's fields as JSON."""
+_Place = tuple[str, int, str, int, Any, Any]
+"""Where container templates are kept: container list, index, namespace, ``id`` of the
+service-link entries (kept alive by the programs) and the container's name and image."""
+_PER_SLOT = 8
+"""Templates kept per slot (workloads may share one), and sightings remembered per slot."""
+
+
+_Entry = tuple[str, int, Mapping[str, Any], _Place, tuple[Any, ...]]
+"""A container: list, index, the container, its slot and its template's fields."""
 
 
 class _Pod:
@@ -409,7 +423,7 @@ class _Pod:
         self,
         namespace: str,
         links: list[dict[str, str]],
-        containers: list[tuple[str, int, Mapping[str, Any], _Key]],
+        containers: list[_Entry],
     ) -> None:
         self.namespace = namespace
         self.links = links
@@ -449,8 +463,8 @@ class ContainerEnv:
         self.links = ServiceLinks(services)
         self.resolver = ResolveConfigSources(sources, events, strict_names=strict_names)
         self.limit = templates
-        self._programs: dict[_Key, _Program] = {}
-        self._sightings: set[_Key] = set()
+        self._programs: dict[_Place, list[_Program]] = {}
+        self._sightings: dict[_Place, list[tuple[Any, ...]]] = {}
         self.filled = 0
         """Pods resolved by filling in a compiled template."""
         self.resolved = 0
@@ -466,13 +480,14 @@ class ContainerEnv:
         return self._unrepeated >= IDLE_AFTER
 
     def __repr__(self) -> str:
-        return f"ContainerEnv(templates={len(self._programs)})"
+        count = sum(len(programs) for programs in self._programs.values())
+        return f"ContainerEnv(templates={count})"
 
     def _containers(self, pod: Pod) -> _Pod | None:
         """The containers of ``pod`` with their template keys (``None``: a pod that cannot
         have any — one whose env is not JSON, or whose service links cannot be read yet: the
         long way then fails, if it must, in the three middlewares' order)."""
-        found: list[tuple[str, int, Mapping[str, Any], _Key]] = []
+        found: list[_Entry] = []
         try:
             spec = pod.get("spec") or {}
             namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
@@ -486,12 +501,17 @@ class ContainerEnv:
                 for index, c in enumerate(containers):
                     if type(c) is not dict:
                         return None
-                    parts = _template_parts(c)
-                    template = orjson.dumps(parts)
-                    if b"null" in template and not _json_only(parts):
-                        return None  # (NaN and infinities are written as null)
-                    found.append((key, index, c, (key, index, namespace, id(links), template)))
-        except Exception:  # not JSON, or links not readable: no template
+                    name, image = c.get("name"), c.get("image")
+                    slot = (
+                        key,
+                        index,
+                        namespace,
+                        id(links),
+                        name if type(name) is str else None,
+                        image if type(image) is str else None,
+                    )
+                    found.append((key, index, c, slot, _template_parts(c)))
+        except Exception:  # links not readable (or a malformed pod): no template
             return None
         if not found:  # (nothing to fill in; the long way also normalises ``spec``)
             return None
@@ -541,20 +561,22 @@ class ContainerEnv:
         """Compile the containers of ``submitted`` that have no program once their template
         is seen a second time, and keep the programs when filling in the pod reproduces
         ``resolved`` and ``report``."""
-        todo: list[tuple[str, Mapping[str, Any], _Key]] = []
+        todo: list[tuple[str, Mapping[str, Any], _Place, tuple[Any, ...], int | None]] = []
         repeated = True
-        for key, _, c, template in pod.containers:
-            known = self._programs.get(template)
-            if known is not None:
+        for key, _, c, slot, parts in pod.containers:
+            candidates = self._programs.get(slot, ())
+            at = _find(candidates, parts)
+            if at is not None:
+                known = candidates[at]
                 if not known.ok:
                     known.retry_in -= 1
                     if known.retry_in > 0:
                         continue
                 elif self._sources_match(known, pod.namespace, {}):
                     continue  # (a pod taking the long way for another reason)
-            elif template not in self._sightings:
+            elif parts not in self._sightings.get(slot, ()):
                 repeated = False
-            todo.append((key, c, template))
+            todo.append((key, c, slot, parts, at))
         if not todo:
             return
         if not repeated:
@@ -564,16 +586,21 @@ class ContainerEnv:
         if not repeated:  # a template seen once may never come again: compile it next time
             if len(self._sightings) > self.limit:
                 self._sightings.clear()
-            self._sightings.update(template for _, _, template in todo)
+            for _, _, slot, parts, at in todo:
+                if at is None:
+                    seen = self._sightings.setdefault(slot, [])
+                    seen.append(parts)
+                    del seen[:-_PER_SLOT]
             return
-        fresh: dict[_Key, _Program] = {}
-        for key, c, template in todo:
+        fresh: dict[_Place, _Program] = {}
+        for key, c, slot, parts, _ in todo:
             try:
                 program = _compile(key, c, pod.namespace, pod.links, self.sources, self.resolver)
             except _Uncompilable as e:
                 log.debug("container template not compiled: %s", e)
                 program = _Program(pod.links)
-            fresh[template] = program
+            program.parts = copy.deepcopy(parts)
+            fresh[slot] = program
         if all(p.ok for p in fresh.values()):
             downward = _downward_output(submitted, chain)
             matches = self._match(pod, fresh)
@@ -583,8 +610,16 @@ class ContainerEnv:
                     program.ok = False
         if len(self._programs) > self.limit:
             self._programs.clear()
-        self._programs.update(fresh)
-        self._sightings.difference_update(fresh)
+        for _, _, slot, parts, at in todo:
+            candidates = self._programs.setdefault(slot, [])
+            if at is not None and at < len(candidates):
+                candidates[at] = fresh[slot]
+            else:
+                candidates.append(fresh[slot])
+                del candidates[:-_PER_SLOT]
+            sighted = self._sightings.get(slot)
+            if sighted and parts in sighted:
+                sighted.remove(parts)
 
     # --- the short way -----------------------------------------------------------------------
 
@@ -607,18 +642,21 @@ class ContainerEnv:
         return True
 
     def _match(
-        self, pod: _Pod, extra: Mapping[_Key, _Program] | None = None
+        self, pod: _Pod, extra: Mapping[_Place, _Program] | None = None
     ) -> list[_Match] | None:
         """Each container of ``pod`` with its program, or ``None`` when one has none."""
-        programs = extra if extra is not None else self._programs
-        fallback = self._programs
+        programs = self._programs
         found: list[_Match] = []
-        for key, index, c, template in pod.containers:
-            program = programs.get(template)
+        for key, index, c, slot, parts in pod.containers:
+            program = extra.get(slot) if extra is not None else None
             if program is None:
-                program = fallback.get(template)
-                if program is None:
+                candidates = programs.get(slot)
+                if candidates is None:
                     return None
+                at = _find(candidates, parts)
+                if at is None:
+                    return None
+                program = candidates[at]
             if program.links is not pod.links or not program.ok:
                 return None
             found.append((key, index, c, program))
@@ -662,10 +700,11 @@ class ContainerEnv:
         pod_ips = None
         if any(m[3].needs_ips for m in matches):
             pod_ips = await self.downward._pod_ips(pod_op, node, call_next)
+            ip_memo: dict[tuple[Any, Any], str] = {}
             if not failed:
                 try:
                     for (_, _, _, program), filled in zip(matches, holes, strict=True):
-                        _late_holes(pod, program, filled, node, pod_ips)
+                        _late_holes(pod, program, filled, node, pod_ips, ip_memo)
                 except FieldPathError:
                     failed = True
         if failed:
