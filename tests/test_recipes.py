@@ -42,3 +42,25 @@ def test_recipe_must_return_a_virtual_node(tmp_path: Path) -> None:
 def test_load_recipe_returns_the_function() -> None:
     recipe = load_recipe("memory")
     assert isinstance(recipe(RecipeSettings()), VirtualNode)
+
+
+def test_the_standard_stack_is_in_the_documented_order(tmp_path: Path) -> None:
+    from vkcompose.recipes import _stack
+
+    names = [type(m).__name__ for m in _stack.standard_middlewares()]
+    assert names == [
+        "Redaction",
+        "Metrics",
+        "LogOps",
+        "Tracing",
+        "Retry",
+        "Timeout",
+        "ContainerEnv",
+        "LearnSecrets",
+    ]
+    with_volumes = [type(m).__name__ for m in _stack.standard_middlewares(volumes_root=tmp_path)]
+    assert with_volumes == [*names[:-1], "Volumes", "LearnSecrets"]
+    # the module's docstring lists the same order
+    doc = _stack.__doc__ or ""
+    positions = [doc.index(f"``{name}``") for name in [*names[:-1], "Volumes"]]
+    assert positions == sorted(positions)
