@@ -292,3 +292,28 @@ async def test_bytes_beyond_an_answer_retire_the_connection(serve: Any) -> None:
     finally:
         await pool.close()
     assert server.connections == 2
+
+
+def test_a_stream_transport_that_is_not_an_asyncio_transport_is_used() -> None:
+    """uvloop's TLS transport, for one, does not subclass asyncio.Transport."""
+
+    class Plain(asyncio.BaseTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.sent.append(data)
+
+        def abort(self) -> None:
+            pass
+
+    async def exchange() -> tuple[list[bytes], tuple[int, bytes]]:
+        conn = _Connection()
+        transport = Plain()
+        conn.connection_made(transport)
+        waiter = conn.send(b"GET / HTTP/1.1\r\n\r\n")
+        conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return transport.sent, await waiter
+
+    assert asyncio.run(exchange()) == ([b"GET / HTTP/1.1\r\n\r\n"], (200, b"ok"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl as ssl_module
-from typing import Final
+from typing import Final, cast
 
 __all__ = ["ConnectionPool", "HTTPProtocolError"]
 
@@ -51,8 +51,9 @@ class _Connection(asyncio.Protocol):
 
     # ----------------------------------------------------------------- protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport, though not always an asyncio.Transport subclass (uvloop's TLS
+        # transport is not): only write(), close() and abort() are used
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
