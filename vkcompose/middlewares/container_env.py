@@ -8,19 +8,24 @@ memory of pod templates: pods made from one template (a Deployment's replicas) d
 the values the downward API reads — name, uid, labels, pod IPs … — so their resolved
 environments differ only where those values land.
 
-The first pod of a template is resolved by the three middlewares. Then the container is
-resolved once more, with a unique marker in place of every downward-API value (the *holes*):
-where a marker ends up in the output (an env value, a ``$(VAR)`` expansion, ``command``,
-``args``) is where that value goes for every later pod. The compiled program is checked
-against the real result of that first pod before it is used. A later pod whose container has
-the same ``env``, ``envFrom``, ``command``, ``args``, ``resources`` and ``name``, in the same
+The first pods of a template are resolved by the three middlewares (the *long way*). When a
+template comes a second time, its container is resolved once more, with a unique marker in
+place of every downward-API value (the *holes*): where a marker ends up in the output (an env
+value, a ``$(VAR)`` expansion, ``command``, ``args``, a value holding Secret data) is where
+that value goes for every later pod. The compiled program is checked against the real result
+of that pod before it is kept. A later pod whose container has the same ``env``,
+``envFrom``, ``command``, ``args``, ``resources`` and ``name``, in the same place and
 namespace, with the very same service-link variables and the very same ConfigMap/Secret
 objects (same ``resourceVersion``), is resolved by reading its holes and filling them in.
-Anything else — another template, a changed source, a hole that cannot be read — goes through
-the three middlewares again.
+Anything else — another template, a changed source, a hole that cannot be read — takes the
+long way again.
 
 Values reach the output only by being copied (``$(VAR)`` expansion inserts a value verbatim,
-``$$`` escapes round-trip), which is why filling markers in is exact.
+``$$`` escapes round-trip), which is why filling markers in is exact. The one exception: the
+resolver rewrites a container it would otherwise leave alone when a value holds a ``$``, so
+for such templates a pod whose holes hold a ``$`` takes the long way. After
+:data:`IDLE_AFTER` pods in a row of new templates, only one pod in :data:`SAMPLE_EVERY` is
+looked at until a template repeats.
 
 Usage (the built-in recipes' stack does this)::
 
@@ -126,7 +131,8 @@ pod IP field (filled once the backend has told the pod's IPs)."""
 
 
 class _Uncompilable(Exception):
-    """The marker run produced something filling in could not reproduce."""
+    """A template that is not compiled: filling in could not reproduce its resolution (or it
+    reads another container, or a source without ``resourceVersion``)."""
 
 
 # One rendered list (``env``, ``command`` or ``args``): constant elements, and slots filled
@@ -164,8 +170,8 @@ class _Program:
         self.ok = False  # a failed compile: pods of this template take the long way
         self.sources: tuple[tuple[str, str, Any, Any], ...] = ()  # kind, name, object, rv
         self.holes: tuple[tuple[int, Any, Any], ...] = ()
-        """``(_METADATA, getter, None)``, ``(_FIELD, fieldRef, memo key)`` or
-        ``(_RESOURCE, (resource, divisor), None)`` per hole."""
+        """Per hole: ``(_METADATA, getter, None)``, ``(_FIELD, fieldRef, memo key)``,
+        ``(_POD_IP, fieldRef, memo key)`` or ``(_RESOURCE, (resource, divisor), None)``."""
         self.needs_ips = False
         self.unchanged = False
         self.dropped: tuple[str, ...] = ()
@@ -175,9 +181,6 @@ class _Program:
         self.values: tuple[str | _Parts, ...] = ()
         # (node allocatable, resourceFieldRef values by hole number) of the last pod
         self.resources: tuple[Any, dict[int, str]] | None = None
-
-
-_TEMPLATE_FIELDS = ("env", "envFrom", "command", "args", "resources", "name")
 
 
 _ABSENT = "\x00absent:" + _TOKEN
