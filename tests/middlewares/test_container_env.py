@@ -491,6 +491,7 @@ async def compare(
         b = backend()
         b.ips = ["10.1.0.5"]
         b.sources = sources  # type: ignore[attr-defined]
+        b.services = svc  # type: ignore[attr-defined]
         env = ContainerEnv(sources, svc, events)
         pipeline = (
             compose(
@@ -669,3 +670,24 @@ async def test_nan_is_not_taken_for_null_in_a_template() -> None:
     pods = [web_pod(i, X=None) for i in range(3)] + [web_pod(3, X=float("nan"))]
     _, got = await compare(pods)
     assert got[3][:2] == ("error", "TypeError")
+
+
+class ServicesChangingBackend(Backend):
+    """Replaces the Services while it tells the pod IPs of the fourth pod."""
+
+    services: StaticServices
+
+    async def pod_ips(self, pod: dict[str, Any], /) -> Sequence[str]:
+        if self.asked == 3:
+            apply_change("services", StaticSources(), self.services)
+        return await super().pod_ips(pod)
+
+
+@pytest.mark.anyio
+async def test_services_changed_while_the_backend_tells_pod_ips_are_read() -> None:
+    env, got = await compare([web_pod(i) for i in range(5)], backend=ServicesChangingBackend)
+    names = {e["name"]: e["value"] for e in got[3][1]["spec"]["containers"][0]["env"]}
+    assert names["SVC_0_SERVICE_PORT"] == "8080"  # the new Service, not the one compiled in
+    # the fourth pod went the long way; the new service links make a new template place,
+    # whose template is compiled at its second pod (the fifth)
+    assert (env.filled, env.resolved) == (1, 4)

@@ -55,7 +55,7 @@ from vkcompose.middlewares.downward_api import (
     DownwardAPI,
     _compile_field,
     _downward_ref,
-    _env_field_value,
+    _field_ref_value,
     _finish,
     _plan,
 )
@@ -170,8 +170,8 @@ class _Program:
         self.ok = False  # a failed compile: pods of this template take the long way
         self.sources: tuple[tuple[str, str, Any, Any], ...] = ()  # kind, name, object, rv
         self.holes: tuple[tuple[int, Any, Any], ...] = ()
-        """Per hole: ``(_METADATA, getter, None)``, ``(_FIELD, fieldRef, memo key)``,
-        ``(_POD_IP, fieldRef, memo key)`` or ``(_RESOURCE, (resource, divisor), None)``."""
+        """Per hole: ``(_METADATA, getter, None)``, ``(_FIELD, fieldRef, None)``,
+        ``(_POD_IP, fieldRef, None)`` or ``(_RESOURCE, (resource, divisor), None)``."""
         self.needs_ips = False
         self.unchanged = False
         self.dropped: tuple[str, ...] = ()
@@ -275,9 +275,8 @@ def _compile(
             if getter is not None:
                 holes.append((_METADATA, getter, None))
             else:
-                memo_key = (path, version) if cacheable else None
                 hole_kind = _POD_IP if path in POD_IP_FIELDS else _FIELD
-                holes.append((hole_kind, copy.deepcopy(field_ref), memo_key))
+                holes.append((hole_kind, copy.deepcopy(field_ref), None))
                 program.needs_ips = program.needs_ips or hole_kind == _POD_IP
         else:
             rf = ref["resourceFieldRef"]
@@ -343,16 +342,11 @@ def _early_holes(
     values: list[str] = []
     meta = pod.get("metadata") or {}
     allocatable = node.allocatable if node else None
-    for number, (kind, ref, key) in enumerate(program.holes):
+    for number, (kind, ref, _) in enumerate(program.holes):
         if kind == _METADATA:
             values.append(ref(meta))
         elif kind == _FIELD:
-            value = memo.get(key) if key is not None else None
-            if value is None:
-                value = _env_field_value(pod, ref, node, None)
-                if key is not None:
-                    memo[key] = value
-            values.append(value)
+            values.append(_field_ref_value(pod, ref, node, None, False, memo))
         elif kind == _RESOURCE:
             # the template's own resources: the same values for every pod while the node's
             # allocatable amounts (the defaults of missing limits) are the same
@@ -380,15 +374,10 @@ def _late_holes(
     pod_ips: Sequence[str] | None,
     memo: dict[tuple[Any, Any], str],
 ) -> None:
-    """Fill in the pod-IP holes of ``values`` (``memo`` holds this pod's IP fields)."""
-    for number, (kind, ref, key) in enumerate(program.holes):
+    """Fill in the pod-IP holes of ``values`` (``memo``: this pod's values, by field)."""
+    for number, (kind, ref, _) in enumerate(program.holes):
         if kind == _POD_IP:
-            value = memo.get(key) if key is not None else None
-            if value is None:
-                value = _env_field_value(pod, ref, node, pod_ips)
-                if key is not None:
-                    memo[key] = value
-            values[number] = value
+            values[number] = _field_ref_value(pod, ref, node, pod_ips, False, memo)
 
 
 def _render_container(c: Mapping[str, Any], program: _Program, holes: Sequence[str]) -> Any:
@@ -665,9 +654,10 @@ class ContainerEnv:
             found.append((key, index, c, program))
         return found
 
-    def _current(self, pod: Pod, containers: _Pod, matches: list[_Match]) -> bool:
-        """Whether the service links and every source the programs read are unchanged."""
-        if self.links.links_for(pod) is not containers.links:
+    def _current(self, pod: Pod, containers: _Pod, matches: list[_Match], *, awaited: bool) -> bool:
+        """Whether every source the programs read is unchanged, and (after an ``await``, during
+        which the services may have changed) the service links too."""
+        if awaited and self.links.links_for(pod) is not containers.links:
             return False
         seen: dict[tuple[str, str], Any] = {}
         return all(
@@ -703,11 +693,10 @@ class ContainerEnv:
         pod_ips = None
         if any(m[3].needs_ips for m in matches):
             pod_ips = await self.downward._pod_ips(pod_op, node, call_next)
-            ip_memo: dict[tuple[Any, Any], str] = {}
             if not failed:
                 try:
                     for (_, _, _, program), filled in zip(matches, holes, strict=True):
-                        _late_holes(pod, program, filled, node, pod_ips, ip_memo)
+                        _late_holes(pod, program, filled, node, pod_ips, memo)
                 except FieldPathError:
                     failed = True
         if failed:
@@ -716,7 +705,7 @@ class ContainerEnv:
                 self.filled -= 1
                 return await self._long_way(pod_op, call_next, containers, pod_ips)
             raise error
-        if not self._current(pod, containers, matches) or any(
+        if not self._current(pod, containers, matches, awaited=pod_ips is not None) or any(
             program.dollar_sensitive and any("$" in v for v in filled)
             for (_, _, _, program), filled in zip(matches, holes, strict=True)
         ):

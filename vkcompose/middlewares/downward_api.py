@@ -135,7 +135,6 @@ def _resolve_env(
 ) -> list[dict[str, Any]]:
     """:func:`resolve_downward_env`; ``memo`` keeps ``fieldRef`` values for the whole pod."""
     out: list[dict[str, Any]] = []
-    allocatable = node.allocatable if node else None
     for entry in container.get("env") or ():
         # inlined _downward_ref (hot): a literal value wins over valueFrom
         if entry.get("value"):
@@ -150,20 +149,37 @@ def _resolve_env(
             out.append(entry)
             continue
         try:
-            if field_ref is not None:
-                value = _field_ref_value(pod, field_ref, node, pod_ips, escape_values, memo)
-            else:
-                rf = ref["resourceFieldRef"]
-                target: str | Mapping[str, Any] = rf.get("containerName") or container
-                value = resource_value(
-                    pod, target, str(rf.get("resource") or ""), rf.get("divisor"), allocatable
-                )
-                if escape_values:
-                    value = escape(value)
+            value = _entry_value(pod, container, ref, node, pod_ips, escape_values, memo)
         except FieldPathError as e:
             raise _wrap(e, container, entry) from None
         out.append({"name": entry["name"], "value": value})
     return out
+
+
+def _entry_value(
+    pod: Pod,
+    container: Mapping[str, Any],
+    value_from: Mapping[str, Any],
+    node: NodeInfo | None,
+    pod_ips: Sequence[str] | None,
+    escape_values: bool,
+    memo: dict[tuple[Any, Any], str],
+) -> str:
+    """The value of one ``fieldRef`` or ``resourceFieldRef`` ``valueFrom`` of ``container``
+    (``FieldPathError`` when it has none)."""
+    field_ref = value_from.get("fieldRef")
+    if field_ref is not None:
+        return _field_ref_value(pod, field_ref, node, pod_ips, escape_values, memo)
+    rf = value_from["resourceFieldRef"]
+    target: str | Mapping[str, Any] = rf.get("containerName") or container
+    value = resource_value(
+        pod,
+        target,
+        str(rf.get("resource") or ""),
+        rf.get("divisor"),
+        node.allocatable if node else None,
+    )
+    return escape(value) if escape_values else value
 
 
 def resolve_downward(
@@ -293,7 +309,6 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
     them. ``None`` when the pod has no downward API env."""
     spec = pod.get("spec") or {}
     plan: _Plan | None = None
-    allocatable = node.allocatable if node else None
     memo: dict[tuple[Any, Any], str] = {}
     memo_get = memo.get
     error: FieldPathError | None = None
@@ -343,17 +358,7 @@ def _plan(pod: Pod, node: NodeInfo | None, escape_values: bool) -> _Plan | None:
                 elif error is not None:
                     continue
                 try:
-                    if field_ref is not None:
-                        value = _field_ref_value(pod, field_ref, node, None, escape_values, memo)
-                    else:
-                        rf = ref["resourceFieldRef"]
-                        target: str | Mapping[str, Any] = rf.get("containerName") or c
-                        value = resource_value(
-                            pod, target, str(rf.get("resource") or ""), rf.get("divisor"),
-                            allocatable,
-                        )  # fmt: skip
-                        if escape_values:
-                            value = escape(value)
+                    value = _entry_value(pod, c, ref, node, None, escape_values, memo)
                 except FieldPathError as e:
                     error = _wrap(e, c, entry)
                     continue
