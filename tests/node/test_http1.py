@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vkcompose.apiserver.pki import create_ca, issue
 from vkcompose.node.http1 import ConnectionPool, HTTPProtocolError, _Connection
 
 pytestmark = pytest.mark.anyio
@@ -61,13 +65,25 @@ class Server:
         return int(self.server.sockets[0].getsockname()[1])
 
 
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting the server's CA) for 127.0.0.1."""
+    directory: Path = tmp_path_factory.mktemp("pki")
+    ca = create_ca(directory)
+    cert = issue(ca, directory, "server", "server", ip_addresses=["127.0.0.1"], server=True)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert.cert_path, cert.key_path)
+    client = ssl.create_default_context(cafile=str(ca.cert_path))
+    return server, client
+
+
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Answer], Any]]:
+async def serve() -> AsyncIterator[Callable[..., Any]]:
     servers: list[Server] = []
 
-    async def start(answer: Answer) -> Server:
+    async def start(answer: Answer, ssl: ssl.SSLContext | None = None) -> Server:
         server = Server(answer)
-        server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=ssl)
         servers.append(server)
         return server
 
@@ -317,3 +333,106 @@ def test_a_stream_transport_that_is_not_an_asyncio_transport_is_used() -> None:
         return transport.sent, await waiter
 
     assert asyncio.run(exchange()) == ([b"GET / HTTP/1.1\r\n\r\n"], (200, b"ok"))
+
+
+async def test_tls_requests_share_one_connection(serve: Any, tls: Any) -> None:
+    server_ctx, client_ctx = tls
+    body = b"x" * 100_000  # several TLS records
+    server = await serve(lambda request, i: ok(body), ssl=server_ctx)
+    pool = ConnectionPool("127.0.0.1", server.port, ssl=client_ctx)
+    try:
+        for _ in range(3):
+            assert await pool.request(req("POST", body=b"{}"), "POST", 5) == (200, body)
+    finally:
+        await pool.close()
+    assert server.connections == 1
+    assert [r.endswith(b"{}") for r in server.requests] == [True] * 3
+
+
+async def test_tls_answer_without_length_ends_at_close(tls: Any) -> None:
+    server_ctx, client_ctx = tls
+
+    async def answer_then_close(reader: Any, writer: Any) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\nall of it")
+        await writer.drain()
+        writer.close()  # close_notify, then FIN
+
+    server = await asyncio.start_server(answer_then_close, "127.0.0.1", 0, ssl=server_ctx)
+    pool = ConnectionPool("127.0.0.1", server.sockets[0].getsockname()[1], ssl=client_ctx)
+    try:
+        assert await pool.request(req(), "GET", 5) == (200, b"all of it")
+    finally:
+        await pool.close()
+        server.close()
+
+
+async def test_untrusted_server_certificate_fails_and_frees_the_slot(
+    serve: Any, tls: Any, tmp_path: Path
+) -> None:
+    server_ctx, _ = tls
+    other_ca = create_ca(tmp_path, "someone-else")
+    stranger = ssl.create_default_context(cafile=str(other_ca.cert_path))
+    server = await serve(lambda request, i: ok(), ssl=server_ctx)
+    pool = ConnectionPool("127.0.0.1", server.port, ssl=stranger, limit=1)
+    try:
+        for _ in range(2):  # the failed connection does not hold the only slot
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await pool.request(req(), "GET", 5)
+    finally:
+        await pool.close()
+    assert server.requests == []
+
+
+async def test_tls_server_gone_while_idle_is_not_reused(serve: Any, tls: Any) -> None:
+    server_ctx, client_ctx = tls
+    server = await serve(lambda request, i: ok(), ssl=server_ctx)
+    pool = ConnectionPool("127.0.0.1", server.port, ssl=client_ctx)
+    try:
+        assert (await pool.request(req(), "GET", 5))[0] == 200
+        for writer in server.writers:
+            writer.close()
+        await asyncio.sleep(0.1)
+        assert (await pool.request(req("POST", body=b"{}"), "POST", 5))[0] == 200
+    finally:
+        await pool.close()
+    assert server.connections == 2
+
+
+async def test_a_short_deadline_is_kept_while_a_longer_one_runs(serve: Any) -> None:
+    """One timer serves every request: a later, shorter deadline moves it earlier."""
+
+    def answer(request: bytes, i: int) -> list[bytes] | None:
+        return [] if b"/slow" in request or b"/never" in request else ok()
+
+    server = await serve(answer)
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        slow = asyncio.ensure_future(pool.request(req(path="/slow"), "GET", 30))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await pool.request(req(path="/never"), "GET", 0.2)
+        assert time.monotonic() - started < 5
+        assert not slow.done()  # the long deadline is untouched
+        assert (await pool.request(req(), "GET", 5))[0] == 200
+        slow.cancel()
+    finally:
+        await pool.close()
+
+
+async def test_every_overdue_request_times_out_and_the_rest_answer(serve: Any) -> None:
+    def answer(request: bytes, i: int) -> list[bytes] | None:
+        return [] if b"/never" in request else ok()
+
+    server = await serve(answer)
+    pool = ConnectionPool("127.0.0.1", server.port)
+    try:
+        results = await asyncio.gather(
+            *(pool.request(req(path="/never" if n % 2 else "/ok"), "GET", 0.3) for n in range(8)),
+            return_exceptions=True,
+        )
+    finally:
+        await pool.close()
+    assert [isinstance(r, TimeoutError) for r in results] == [n % 2 == 1 for n in range(8)]
+    assert [r[0] for r in results if isinstance(r, tuple)] == [200] * 4

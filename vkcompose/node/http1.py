@@ -13,12 +13,18 @@ A keep-alive connection the server closed while idle is dropped before use; a re
 fails on a reused connection before any answer arrives is retried once on a new connection
 when its method is idempotent by RFC 9110 (GET, HEAD, PUT, DELETE, OPTIONS); a POST or PATCH
 may have been applied, so it fails instead.
+
+TLS runs in the connection itself (an :class:`ssl.SSLObject` over memory buffers on a plain
+TCP transport), one layer fewer than asyncio's TLS transport; and a pool bounds its requests'
+time with one timer for all of them instead of a timeout scope per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import math
 import ssl as ssl_module
 from typing import Final, cast
 
@@ -48,6 +54,8 @@ class _Connection(asyncio.Protocol):
         self._chunked = False
         self._keep_alive = True
         self._body_start = 0
+        self.deadline = math.inf
+        """When the request in flight times out (the pool's timer enforces it)."""
 
     # ----------------------------------------------------------------- protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -71,6 +79,9 @@ class _Connection(asyncio.Protocol):
         self._waiter = None
 
     def data_received(self, data: bytes) -> None:
+        self._answer_received(data)
+
+    def _answer_received(self, data: bytes) -> None:
         self._got_bytes = True
         waiter = self._waiter
         if waiter is None or waiter.done():
@@ -107,8 +118,21 @@ class _Connection(asyncio.Protocol):
         self._chunked = False
         self._keep_alive = True
         self.used = True
-        self.transport.write(data)
+        self._write(data)
         return waiter
+
+    def _write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def time_out(self) -> None:
+        """Fail the request in flight with :class:`TimeoutError` and drop the connection (a
+        late answer must not reach the next request)."""
+        waiter = self._waiter
+        self._waiter = None
+        self.abort()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError("the API server did not answer in time"))
 
     @property
     def answered_anything(self) -> bool:
@@ -217,6 +241,100 @@ class _Connection(asyncio.Protocol):
             pos = data_start + size + 2
 
 
+class _TLSConnection(_Connection):
+    """A connection that speaks TLS itself over a plain TCP transport."""
+
+    def __init__(self, context: ssl_module.SSLContext, server_hostname: str) -> None:
+        super().__init__()
+        self._incoming = ssl_module.MemoryBIO()
+        self._outgoing = ssl_module.MemoryBIO()
+        self._tls = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
+        )
+        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Resolves once the TLS handshake is complete (or fails with its error)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._handshake_step()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.handshake.done():
+            error = ConnectionResetError("the API server closed the connection during TLS setup")
+            error.__cause__ = exc
+            self.handshake.set_exception(error)
+        super().connection_lost(exc)
+
+    def _handshake_step(self) -> bool:
+        try:
+            self._tls.do_handshake()
+        except ssl_module.SSLWantReadError:
+            self._flush()
+            return False
+        except (ssl_module.SSLError, OSError) as error:
+            self._flush()  # the alert, if any
+            self.abort()
+            if not self.handshake.done():
+                self.handshake.set_exception(error)
+            return False
+        self._flush()
+        if not self.handshake.done():
+            self.handshake.set_result(None)
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        self._incoming.write(data)
+        if not self.handshake.done() and not self._handshake_step():
+            return
+        chunks: list[bytes] = []
+        read = self._tls.read
+        closing = False
+        try:
+            while True:
+                chunk = read(262144)
+                if not chunk:
+                    closing = True  # the server's close_notify
+                    break
+                chunks.append(chunk)
+        except ssl_module.SSLWantReadError:
+            pass  # the rest of a record is still on its way
+        except ssl_module.SSLZeroReturnError:
+            closing = True
+        except ssl_module.SSLError as error:
+            self.abort()
+            waiter = self._waiter
+            self._waiter = None
+            if waiter is not None and not waiter.done():
+                reset = ConnectionResetError(f"TLS error from the API server: {error}")
+                reset.__cause__ = error
+                waiter.set_exception(reset)
+            return
+        if self._outgoing.pending:
+            self._flush()  # e.g. a key update the server asked for
+        if chunks:
+            self._answer_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if closing:
+            self.close()  # connection_lost then ends an answer that runs until the close
+
+    def _write(self, data: bytes) -> None:
+        self._tls.write(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        out = self._outgoing.read()
+        if out and self.transport is not None:
+            self.transport.write(out)
+
+    def close(self) -> None:
+        """Send TLS close_notify, then close after pending writes."""
+        if not self.closed and self.handshake.done():
+            # close_notify is written; the server's answer is not awaited
+            with contextlib.suppress(ssl_module.SSLError, OSError):
+                self._tls.unwrap()
+            self._flush()
+        super().close()
+
+
 class ConnectionPool:
     """Keep-alive connections to one server, at most ``limit`` at once."""
 
@@ -238,14 +356,47 @@ class ConnectionPool:
         self._open = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
+        self._busy: set[_Connection] = set()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        hostname = self.server_hostname if self.ssl is not None else None
-        _, conn = await loop.create_connection(
-            _Connection, self.host, self.port, ssl=self.ssl, server_hostname=hostname
+        context = self.ssl
+        if context is None:
+            _, conn = await loop.create_connection(_Connection, self.host, self.port)
+            return conn
+        hostname = self.server_hostname or self.host
+        _, tls = await loop.create_connection(
+            lambda: _TLSConnection(context, hostname), self.host, self.port
         )
-        return conn
+        try:
+            await tls.handshake
+        except BaseException:
+            if not tls.handshake.done():
+                tls.handshake.cancel()
+            tls.abort()
+            raise
+        return tls
+
+    # ----------------------------------------------------------------- deadlines
+    def _watch_deadline(self, conn: _Connection) -> None:
+        self._busy.add(conn)
+        timer = self._timer
+        if timer is None or timer.when() > conn.deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = asyncio.get_running_loop().call_at(conn.deadline, self._expire)
+
+    def _expire(self) -> None:
+        """The one timer: time out every overdue request, then wait for the next deadline."""
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        for conn in [c for c in self._busy if c.deadline <= now]:
+            self._busy.discard(conn)
+            conn.time_out()
+        if self._busy:
+            next_due = min(c.deadline for c in self._busy)
+            self._timer = asyncio.get_running_loop().call_at(next_due, self._expire)
 
     async def _acquire(self) -> _Connection:
         while True:
@@ -283,6 +434,8 @@ class ConnectionPool:
                 return
 
     def _release(self, conn: _Connection, *, reusable: bool) -> None:
+        self._busy.discard(conn)
+        conn.deadline = math.inf
         if reusable and not conn.closed and not self._closed:
             self._idle.append(conn)
         else:
@@ -296,33 +449,52 @@ class ConnectionPool:
         ``method`` decides whether a failure on a reused connection may be retried;
         ``seconds`` bounds the whole call (``None``: no bound).
         """
-        async with asyncio.timeout(seconds):
-            for attempt in (1, 2):
-                conn = await self._acquire()
-                reused = conn.used
-                try:
-                    answer = await conn.send(data)
-                except ConnectionError:
-                    retry = (
-                        attempt == 1
-                        and reused
-                        and not conn.answered_anything
-                        and method in IDEMPOTENT
-                    )
-                    self._release(conn, reusable=False)
-                    if retry:
-                        continue
-                    raise
-                except BaseException:  # cancelled or timed out: the answer may still come
-                    self._release(conn, reusable=False)
-                    raise
-                self._release(conn, reusable=not conn.closed)
-                return answer
+        loop = asyncio.get_running_loop()
+        deadline = math.inf if seconds is None else loop.time() + seconds
+        for attempt in (1, 2):
+            conn = self._idle_connection()
+            if conn is None:
+                # waiting for a free connection or opening one: bounded by the same deadline
+                async with asyncio.timeout_at(None if seconds is None else deadline):
+                    conn = await self._acquire()
+            reused = conn.used
+            try:
+                waiter = conn.send(data)
+                if deadline <= loop.time():
+                    conn.time_out()
+                elif seconds is not None:
+                    conn.deadline = deadline
+                    self._watch_deadline(conn)
+                answer = await waiter
+            except ConnectionError:
+                retry = (
+                    attempt == 1 and reused and not conn.answered_anything and method in IDEMPOTENT
+                )
+                self._release(conn, reusable=False)
+                if retry:
+                    continue
+                raise
+            except BaseException:  # cancelled or timed out: the answer may still come
+                self._release(conn, reusable=False)
+                raise
+            self._release(conn, reusable=not conn.closed)
+            return answer
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _idle_connection(self) -> _Connection | None:
+        while self._idle and not self._closed:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+            self._open -= 1
+        return None
 
     async def close(self) -> None:
         """Close every idle connection; busy ones close when their request ends."""
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while self._idle:
             self._idle.pop().close()
             self._open -= 1
