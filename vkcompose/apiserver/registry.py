@@ -27,6 +27,7 @@ from vkcompose.apiserver.errors import APIError
 from vkcompose.apiserver.resources import ResourceTable, ResourceType
 from vkcompose.apiserver.storage.base import Storage, Stored
 from vkcompose.apiserver.watch import Event, WatchHub
+from vkcompose.apiserver.young_gc import YoungCollector
 
 __all__ = ["IMMORTAL_NAMESPACES", "ListResult", "Matcher", "Registry", "rfc3339", "timestamp"]
 
@@ -113,6 +114,7 @@ class Registry:
         self._cidr = ipaddress.ip_network(service_cidr)
         self._pods = table.lookup("", "v1", "pods")
         self._namespaces = table.lookup("", "v1", "namespaces")
+        self.young = YoungCollector()
 
     # ----------------------------------------------------------------- helpers
     def _publish(
@@ -124,6 +126,7 @@ class Registry:
         prev: dict[str, Any] | None,
     ) -> None:
         self.hub.publish(Event(stored.rv, type_, rt.key, namespace, stored.obj, stored.raw, prev))
+        self.young.wrote()
 
     def _require(self, rt: ResourceType, namespace: str, name: str) -> Stored:
         cur = self.storage.get(rt.key, namespace, name)
