@@ -7,7 +7,7 @@ virtual node, its simulated backend and the load generator run here. Printed, al
   controller writes, same client stack, ``--workers`` concurrent requests, as many patches as
   the backlog has pods, so that both see the server's garbage collection at the same scale),
   measured first and again last (other load on the machine moves it; the share uses the
-  higher);
+  higher), with the server's CPU per patch (compare it with the backlog's per pod);
 * **backlog** — N pods created while the node is down, then the node starts: time until all
   are Running, pods/s, pods/s as a share of the ceiling (each pod needs ≥ 1 status patch), and
   the CPU time the API server and the node process spent per pod (robust to other load);
@@ -103,8 +103,11 @@ async def _parallel(n: int, concurrency: int, fn: Any) -> float:
     return time.perf_counter() - start
 
 
-async def ceiling(kube: Kube, n: int, concurrency: int, prefix: str = "ceil") -> float:
-    """Raw status PATCHes/s on pods bound to a node nobody serves."""
+async def ceiling(
+    kube: Kube, n: int, concurrency: int, server: psutil.Process, prefix: str = "ceil"
+) -> tuple[float, float]:
+    """Raw status PATCHes/s on pods bound to a node nobody serves, and the API server's CPU
+    milliseconds per patch."""
     await _parallel(
         n,
         concurrency,
@@ -119,7 +122,9 @@ async def ceiling(kube: Kube, n: int, concurrency: int, prefix: str = "ceil") ->
             {"status": _running_status(i)},
         )
 
+    cpu0 = _cpu(server)
     elapsed = await _parallel(n, concurrency, patch)
+    cpu_ms = 1000 * (_cpu(server) - cpu0) / n
     # no kubelet serves "nobody": without a zero grace period the pods would stay, terminating,
     # in the server for the rest of the run
     await kube.request(
@@ -128,7 +133,7 @@ async def ceiling(kube: Kube, n: int, concurrency: int, prefix: str = "ceil") ->
         query={"labelSelector": "app=bench", "fieldSelector": "spec.nodeName=nobody"},
         body={"gracePeriodSeconds": 0},
     )
-    return n / elapsed
+    return n / elapsed, cpu_ms
 
 
 class Observer:
@@ -181,8 +186,9 @@ async def measure(
     server, me = psutil.Process(server_pid), psutil.Process()
     kube = await connect(kubeconfig)
     try:
-        first_ceiling = await ceiling(kube, pods, workers)
+        first_ceiling, first_cpu = await ceiling(kube, pods, workers, server)
         out["ceiling patches/s (before)"] = first_ceiling
+        out["ceiling: API server CPU per patch (ms)"] = first_cpu
         async with MemoryBackend() as backend:
             node = VirtualNode(name=NODE, backend=backend, workers=workers, pod_events=events)
             rss0 = rss_mb()
@@ -249,7 +255,9 @@ async def measure(
                     out["restart: status patches"] = rt2.pods.stats.status_patches
                 tg.cancel_scope.cancel()
         # the ceiling again after the runs: a busy machine moves it; the higher one is used
-        out["ceiling patches/s (after)"] = await ceiling(kube, pods, workers, prefix="ceil2")
+        after, after_cpu = await ceiling(kube, pods, workers, server, prefix="ceil2")
+        out["ceiling patches/s (after)"] = after
+        out["ceiling: API server CPU per patch, after (ms)"] = after_cpu
         best = max(first_ceiling, out["ceiling patches/s (after)"])
         out["backlog: share of ceiling"] = out["backlog: pods/s"] / best
     finally:
