@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,36 +138,56 @@ async def ceiling(
 
 
 class Observer:
-    """Watches pods; records when each is first seen Running."""
+    """Watches pods; records when each is first seen Running.
+
+    It runs in the node's process, so it reads the watch lines without decoding them: the
+    name and phase are found in the line's bytes (a decoded watch cost about a tenth of the
+    node's CPU). A line whose name it cannot find is decoded.
+    """
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
         self.running: dict[str, float] = {}
-        self.created: dict[str, float] = {}
         self.changed = anyio.Event()
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         doc = await self.kube.get(path_of("pods", namespace="default"), query={"limit": "1"})
-        rv = doc["metadata"]["resourceVersion"]
         query = {
-            "resourceVersion": rv,
+            "resourceVersion": doc["metadata"]["resourceVersion"],
             "fieldSelector": f"spec.nodeName={NODE}",
             "timeoutSeconds": "3600",
+            "watch": "1",
         }
-        async with self.kube.watch(path_of("pods", namespace="default"), query) as events:
+        async with self.kube.stream(path_of("pods", namespace="default"), query) as resp:
+            assert resp.status == 200, await resp.read()
             task_status.started()
-            async for ev in events:
-                obj = ev["object"]
-                if (obj.get("status") or {}).get("phase") == "Running":
-                    name = obj["metadata"]["name"]
-                    if name not in self.running:
-                        self.running[name] = time.perf_counter()
-                        self.changed.set()
+            rest = b""
+            async for data in resp.content.iter_any():
+                lines = (rest + data).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    if b'"phase":"Running"' in line:
+                        self._seen(_name_in(line))
+
+    def _seen(self, name: str) -> None:
+        if name not in self.running:
+            self.running[name] = time.perf_counter()
+            self.changed.set()
 
     async def wait_running(self, names: set[str]) -> None:
         while not names <= self.running.keys():
             self.changed = anyio.Event()
             await self.changed.wait()
+
+
+def _name_in(line: bytes) -> str:
+    """``metadata.name`` of the pod in a watch line (the first ``"name"`` key: metadata comes
+    before spec and status, and name first in it)."""
+    start = line.find(b'"metadata":{"name":"')
+    if start >= 0:
+        start += len(b'"metadata":{"name":"')
+        return line[start : line.index(b'"', start)].decode()
+    return str(orjson.loads(line)["object"]["metadata"]["name"])
 
 
 def rss_mb() -> float:
