@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vkcompose.apiserver.pki import create_ca, issue
-from vkcompose.node.http1 import ConnectionPool, HTTPProtocolError, _Connection
+from vkcompose.node.http1 import ConnectionPool, HTTPProtocolError, _Connection, _TLSConnection
 
 pytestmark = pytest.mark.anyio
 
@@ -436,3 +437,53 @@ async def test_every_overdue_request_times_out_and_the_rest_answer(serve: Any) -
         await pool.close()
     assert [isinstance(r, TimeoutError) for r in results] == [n % 2 == 1 for n in range(8)]
     assert [r[0] for r in results if isinstance(r, tuple)] == [200] * 4
+
+
+async def test_closing_the_pool_keeps_the_deadline_of_requests_in_flight(serve: Any) -> None:
+    server = await serve(lambda request, i: [])  # never answers
+    pool = ConnectionPool("127.0.0.1", server.port)
+    pending = asyncio.ensure_future(pool.request(req(), "GET", 0.3))
+    await asyncio.sleep(0.05)
+    await pool.close()
+    with pytest.raises(TimeoutError, match="did not answer"):  # not wait_for's own
+        await asyncio.wait_for(pending, 5)
+
+
+async def test_a_stalled_tls_handshake_is_abandoned(tls: Any) -> None:
+    _, client_ctx = tls
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # TCP only: the ClientHello is never answered
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = ConnectionPool("127.0.0.1", port, ssl=client_ctx, handshake_timeout=0.2, limit=1)
+    try:
+        for _ in range(2):  # the abandoned connection does not hold the only slot
+            with pytest.raises(ConnectionAbortedError, match="handshake"):
+                await asyncio.wait_for(pool.request(req(), "GET", None), 5)
+    finally:
+        await pool.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+
+
+async def test_a_handshake_nobody_awaits_fails_quietly(tls: Any) -> None:
+    """A connect cancelled before its handshake is awaited leaves no unread error behind."""
+    _, client_ctx = tls
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda loop, context: reports.append(context))
+    try:
+        conn = _TLSConnection(client_ctx, "127.0.0.1")
+        conn.connection_lost(ConnectionResetError("gone"))
+        assert conn.handshake.done()  # failed, and nobody reads it
+        del conn
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert reports == []

@@ -241,6 +241,11 @@ class _Connection(asyncio.Protocol):
             pos = data_start + size + 2
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class _TLSConnection(_Connection):
     """A connection that speaks TLS itself over a plain TCP transport."""
 
@@ -253,6 +258,8 @@ class _TLSConnection(_Connection):
         )
         self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Resolves once the TLS handshake is complete (or fails with its error)."""
+        # a connect cancelled before the handshake is awaited must not log an unread error
+        self.handshake.add_done_callback(_retrieve)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -346,8 +353,11 @@ class ConnectionPool:
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
         limit: int = 64,
+        handshake_timeout: float = 60.0,
     ) -> None:
         self.host = host
+        self.handshake_timeout = handshake_timeout
+        """Seconds a TLS handshake may take (asyncio's default), whatever the request's bound."""
         self.port = port
         self.ssl = ssl
         self.server_hostname = server_hostname
@@ -370,7 +380,13 @@ class ConnectionPool:
             lambda: _TLSConnection(context, hostname), self.host, self.port
         )
         try:
-            await tls.handshake
+            async with asyncio.timeout(self.handshake_timeout):
+                await tls.handshake
+        except TimeoutError:
+            tls.abort()
+            raise ConnectionAbortedError(
+                f"the TLS handshake took longer than {self.handshake_timeout} s"
+            ) from None
         except BaseException:
             if not tls.handshake.done():
                 tls.handshake.cancel()
@@ -390,7 +406,8 @@ class ConnectionPool:
     def _expire(self) -> None:
         """The one timer: time out every overdue request, then wait for the next deadline."""
         self._timer = None
-        now = asyncio.get_running_loop().time()
+        # the loop may run a timer up to its clock's resolution early: count that as due
+        now = asyncio.get_running_loop().time() + 0.001
         for conn in [c for c in self._busy if c.deadline <= now]:
             self._busy.discard(conn)
             conn.time_out()
@@ -491,10 +508,7 @@ class ConnectionPool:
 
     async def close(self) -> None:
         """Close every idle connection; busy ones close when their request ends."""
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._closed = True  # the deadline timer stays: requests in flight still end in time
         while self._idle:
             self._idle.pop().close()
             self._open -= 1
