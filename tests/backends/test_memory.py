@@ -69,6 +69,22 @@ async def test_starting_states_that_last_no_time_are_not_reported() -> None:
         assert phases(seen) == ["Running", "Pending", "Running"]
 
 
+async def test_a_pod_that_starts_at_once_runs_when_create_returns() -> None:
+    """Starting states that last no time are passed during CreatePod, without the scheduler;
+    the pod is announced once, after CreatePod returned (so a caller can record it first)."""
+    seen: list[dict[str, Any]] = []
+    async with MemoryBackend(clock=ManualClock()) as backend:
+        backend.notify_pods(seen.append)
+        await backend.create_pod(make_pod())
+        assert (await backend.get_pod_status("default", "web"))["status"]["phase"] == "Running"
+        assert seen == []
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        assert phases(seen) == ["Running"]
+        await backend.settle()
+        assert phases(seen) == ["Running"]
+
+
 async def test_lifecycle_follows_stage_delays_on_the_clock() -> None:
     clock = ManualClock()
     seen: list[dict[str, Any]] = []

@@ -5,7 +5,9 @@ Nothing runs; each pod walks the stages of :mod:`vkcompose.backends.memory_stage
 creates), with delays taken from the table or the pod's ``sim.vkcompose.io/*`` annotations.
 Status changes are pushed through the notifier in order; a starting state the pod leaves at
 once (Pending or ContainerCreating with a zero delay, the default) is not reported, so a pod
-that starts at once is announced once, Running. Pod IPs come from ``pod_cidr``.
+that starts at once is announced once, Running. Such a pod passes its starting states during
+``create_pod`` (it is Running when that returns) and is announced just after it returns.
+Pod IPs come from ``pod_cidr``.
 Logs, exec (a tiny command set) and stats are synthetic. Seeded: the same seed and pods give
 the same jitter, IPs and numbers.
 
@@ -135,6 +137,7 @@ class MemoryBackend:
         self._seq = 0
         self._wakeup: anyio.Event | None = None
         self._idle: anyio.Event | None = None
+        self._announcing = 0  # pods created at once whose announcement is still due
         self._runner: asyncio.Task[None] | None = None
         self._running = False
         self._wall_origin = datetime.now(UTC)
@@ -186,6 +189,8 @@ class MemoryBackend:
     async def settle(self) -> None:
         """Wait until no transition is due any more (all pods reached a resting state)."""
         self._ensure_running()
+        while self._announcing:
+            await anyio.lowlevel.checkpoint()
         while self._timers:
             due = self._timers[0][0]
             if due > self.clock.now() and not isinstance(self.clock, AnyioClock):
@@ -221,6 +226,13 @@ class MemoryBackend:
 
     def _plan_next(self, sim: _SimPod) -> float | None:
         """Schedule the transition out of the pod's current state, if any; its delay."""
+        delay = self._next_delay(sim)
+        if delay is not None:
+            self._schedule(sim, delay)
+        return delay
+
+    def _next_delay(self, sim: _SimPod) -> float | None:
+        """How long the pod stays in its current state (``None``: until something happens)."""
         stage = self.stages.get(sim.state)
         if stage is None:
             return None
@@ -235,7 +247,6 @@ class MemoryBackend:
             return None
         if stage.jitter:
             delay += sim.rng.uniform(0, stage.jitter)
-        self._schedule(sim, delay)
         return delay
 
     def _notify_unless_instant(self, sim: _SimPod, delay: float | None) -> None:
@@ -249,7 +260,16 @@ class MemoryBackend:
         sim = self._pods.get(key)
         if sim is None or sim.generation != generation:
             return
-        now = self.clock.now()
+        if not self._advance(sim, self.clock.now()):
+            return
+        if sim.state in TERMINAL and sim.deleted:
+            self._notify(sim)
+            self._forget(key)
+            return
+        self._notify_unless_instant(sim, self._plan_next(sim))
+
+    def _advance(self, sim: _SimPod, now: float) -> bool:
+        """Move the pod to its next state (False: its state has no next one)."""
         match sim.state:
             case SimState.PENDING:
                 sim.state = SimState.CREATING
@@ -267,14 +287,10 @@ class MemoryBackend:
                 sim.exit_code = 0
                 sim.finished_at = now
             case _:
-                return
+                return False
         sim.generation += 1
         sim.rendered = None
-        if sim.state in TERMINAL and sim.deleted:
-            self._notify(sim)
-            self._forget(key)
-            return
-        self._notify_unless_instant(sim, self._plan_next(sim))
+        return True
 
     def _exit(self, sim: _SimPod, now: float) -> None:
         code = sim.overrides.exit_code
@@ -330,7 +346,27 @@ class MemoryBackend:
         sim.ips = list(await self.pod_ips(pod))
         self._pods[key] = sim
         self.creates += 1
-        self._notify_unless_instant(sim, self._plan_next(sim))
+        delay = self._next_delay(sim)
+        if delay == 0.0 and sim.state in _STARTING:
+            # starting states that last no time are passed here rather than by the scheduler;
+            # the pod is announced once, after its creation has returned
+            now = self.clock.now()
+            while delay == 0.0 and sim.state in _STARTING and self._advance(sim, now):
+                delay = self._next_delay(sim)
+            if delay is not None:
+                self._schedule(sim, delay)
+            self._announcing += 1
+            asyncio.get_running_loop().call_soon(self._announce, key, sim.generation)
+            return
+        if delay is not None:
+            self._schedule(sim, delay)
+        self._notify_unless_instant(sim, delay)
+
+    def _announce(self, key: tuple[str, str], generation: int) -> None:
+        self._announcing -= 1
+        sim = self._pods.get(key)
+        if sim is not None and sim.generation == generation:
+            self._notify(sim)  # (a later change announces itself)
 
     async def update_pod(self, pod: Pod, /) -> None:
         """Record the new spec (images etc.); the simulation keeps its state."""
