@@ -312,3 +312,20 @@ async def test_ping_reflects_health() -> None:
     backend.healthy = False
     with pytest.raises(TemporaryError):
         await backend.ping()
+
+
+async def test_a_pod_started_at_once_is_announced_running_before_it_exits() -> None:
+    """A zero run duration: Running is still announced, before the exit, whichever of the
+    announcement and the scheduler runs first."""
+    seen: list[dict[str, Any]] = []
+    quick = {"sim.vkcompose.io/run-duration": "0"}
+    async with MemoryBackend(clock=ManualClock()) as backend:
+        backend.notify_pods(seen.append)
+        await backend.create_pod(make_pod("first", uid="uid-1"))
+        for _ in range(5):  # the scheduler has run and waits
+            await anyio.lowlevel.checkpoint()
+        await backend.create_pod(make_pod(annotations=quick, restart_policy="Never"))
+        for _ in range(5):
+            await anyio.lowlevel.checkpoint()
+        web = [p for p in seen if p["metadata"]["name"] == "web"]
+        assert [p["status"]["phase"] for p in web] == ["Running", "Succeeded"]

@@ -84,6 +84,8 @@ class _SimPod:
         return self._rng
 
     deleted: bool = False
+    unannounced: bool = False
+    """Started at once in ``create_pod``; its announcement is still due."""
     rendered: Pod | None = None
     """The pod as last rendered, valid until the state changes (see ``_changed``)."""
     created_wall: str = ""
@@ -260,6 +262,7 @@ class MemoryBackend:
         sim = self._pods.get(key)
         if sim is None or sim.generation != generation:
             return
+        self._flush_announcement(sim)
         if not self._advance(sim, self.clock.now()):
             return
         if sim.state in TERMINAL and sim.deleted:
@@ -355,24 +358,30 @@ class MemoryBackend:
                 delay = self._next_delay(sim)
             if delay is not None:
                 self._schedule(sim, delay)
+            sim.unannounced = True
             self._announcing += 1
-            asyncio.get_running_loop().call_soon(self._announce, key, sim.generation)
+            asyncio.get_running_loop().call_soon(self._announce, sim)
             return
         if delay is not None:
             self._schedule(sim, delay)
         self._notify_unless_instant(sim, delay)
 
-    def _announce(self, key: tuple[str, str], generation: int) -> None:
+    def _announce(self, sim: _SimPod) -> None:
         self._announcing -= 1
-        sim = self._pods.get(key)
-        if sim is not None and sim.generation == generation:
-            self._notify(sim)  # (a later change announces itself)
+        self._flush_announcement(sim)
+
+    def _flush_announcement(self, sim: _SimPod) -> None:
+        """Announce a pod started at once, if still due: before any later change of it."""
+        if sim.unannounced:
+            sim.unannounced = False
+            self._notify(sim)
 
     async def update_pod(self, pod: Pod, /) -> None:
         """Record the new spec (images etc.); the simulation keeps its state."""
         sim = self._get(*_key(pod))
         sim.pod = {**pod, "status": sim.pod.get("status", {})}
         sim.rendered = None
+        sim.unannounced = False  # announced now
         self._notify(sim)
 
     async def delete_pod(self, pod: Pod, grace_period_seconds: int | None, /) -> None:
@@ -383,6 +392,7 @@ class MemoryBackend:
             raise NotFound(f"pod {key[0]}/{key[1]} not found")
         if sim.deleted:
             return
+        self._flush_announcement(sim)
         sim.deleted = True
         sim.generation += 1
         sim.rendered = None
