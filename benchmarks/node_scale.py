@@ -181,8 +181,8 @@ class Observer:
 
 
 def _name_in(line: bytes) -> str:
-    """``metadata.name`` of the pod in a watch line (the first ``"name"`` key: metadata comes
-    before spec and status, and name first in it)."""
+    """``metadata.name`` of the pod in a watch line: the server writes ``name`` first in
+    ``metadata``; a line written otherwise is decoded."""
     start = line.find(b'"metadata":{"name":"')
     if start >= 0:
         start += len(b'"metadata":{"name":"')

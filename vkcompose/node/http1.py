@@ -387,9 +387,7 @@ class ConnectionPool:
             raise ConnectionAbortedError(
                 f"the TLS handshake took longer than {self.handshake_timeout} s"
             ) from None
-        except BaseException:
-            if not tls.handshake.done():
-                tls.handshake.cancel()
+        except BaseException:  # cancelled: the await already cancelled the handshake future
             tls.abort()
             raise
         return tls
