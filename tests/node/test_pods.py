@@ -147,6 +147,56 @@ async def test_update_only_when_mutable_fields_change(
     assert rt.pods.stats.creates == 1
 
 
+async def test_watch_echoes_share_the_held_spec(
+    start: Any, kube: Kube, backend: MemoryBackend
+) -> None:
+    """Events that change only status or metadata keep the spec dict the node holds."""
+    rt = await start()
+    key = ("default", "same")
+    await create_pod(kube, make_pod("same"))
+    await eventually(lambda: _is(kube, "same", "Running"))
+    await eventually(
+        lambda: (rt.pods.known()[key] or {}).get("status", {}).get("phase") == "Running"
+    )
+    held = rt.pods.known()[key]
+    assert held is not None
+    reused = rt.pods.spec_reuse.reused
+    await kube.patch(
+        path_of("pods", "same", namespace="default"), {"metadata": {"labels": {"x": "y"}}}
+    )
+    await eventually(lambda: ((rt.pods.known()[key] or {}).get("metadata") or {}).get("labels"))
+    now = rt.pods.known()[key]
+    assert now is not None and now is not held
+    assert now["spec"] is held["spec"]
+    assert rt.pods.spec_reuse.reused > reused
+    assert rt.pods.stats.updates == 0
+
+
+async def test_a_label_change_reaches_a_pod_that_projects_its_labels(
+    start: Any, kube: Kube, backend: MemoryBackend
+) -> None:
+    """The spec is unchanged (and shared), but the labels are an input of the pod's volume."""
+    rt = await start()
+    volume = {
+        "name": "info",
+        "downwardAPI": {
+            "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+        },
+    }
+    await create_pod(kube, make_pod("labelled", volumes=[volume]))
+    await eventually(lambda: _is(kube, "labelled", "Running"))
+    path = path_of("pods", "labelled", namespace="default")
+    await kube.patch(path, {"metadata": {"labels": {"tier": "gold"}}})
+
+    async def updated() -> bool:
+        pod = await backend.get_pod_status("default", "labelled")
+        return bool((pod["metadata"].get("labels") or {}).get("tier") == "gold")
+
+    await eventually(updated)
+    assert rt.pods.stats.updates == 1
+    assert rt.pods.spec_reuse.reused >= 1
+
+
 async def test_provider_failure_reports_and_retries(
     start: Any, kube: Kube, backend: MemoryBackend
 ) -> None:

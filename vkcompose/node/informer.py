@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import orjson
 
 from vkcompose.node.kube import Kube, KubeError
 
@@ -26,6 +27,7 @@ __all__ = ["Informer"]
 
 OnList = Callable[[list[dict[str, Any]]], None]
 OnEvent = Callable[[str, dict[str, Any]], None]
+Decode = Callable[[bytes], Any]
 
 
 class Informer:
@@ -34,7 +36,8 @@ class Informer:
     ``timeout_seconds`` is the server-side watch timeout (randomised ±20 % so many watches do
     not reconnect together); ``page_size`` the list page size (0, the default: one list with
     ``resourceVersion=0`` as client-go's reflector does, which a server may serve from its
-    cache; paginated lists cost servers that scan per page quadratic time).
+    cache; paginated lists cost servers that scan per page quadratic time). ``decode`` turns
+    a watch line into an event (``orjson.loads`` unless given).
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class Informer:
         timeout_seconds: int = 300,
         page_size: int = 0,
         name: str = "",
+        decode: Decode = orjson.loads,
     ) -> None:
         self._kube = kube
         self._path = path
@@ -62,6 +66,7 @@ class Informer:
         self._timeout = timeout_seconds
         self._page_size = page_size
         self.name = name or path
+        self._decode = decode
         self.resource_version: str | None = None
         self.synced = anyio.Event()
         """Set after the first complete list was handed to ``on_list``."""
@@ -115,7 +120,9 @@ class Informer:
         with anyio.CancelScope() as scope:
             self._scope = scope
             try:
-                async with self._kube.watch(self._path, query, read_timeout=timeout + 60) as events:
+                async with self._kube.watch(
+                    self._path, query, read_timeout=timeout + 60, decode=self._decode
+                ) as events:
                     async for event in events:
                         etype = event.get("type")
                         obj = event.get("object") or {}

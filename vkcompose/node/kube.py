@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, urlencode
@@ -347,13 +347,19 @@ class Kube:
 
     @contextlib.asynccontextmanager
     async def watch(
-        self, path: str, query: Query, *, read_timeout: float | None = None
+        self,
+        path: str,
+        query: Query,
+        *,
+        read_timeout: float | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> AsyncIterator[AsyncIterator[Any]]:
         """Open a watch on ``path`` and yield an iterator of raw events (dicts).
 
         ``query`` should carry ``resourceVersion``, ``allowWatchBookmarks`` and
         ``timeoutSeconds``; ``watch=1`` is added. A non-200 answer raises :class:`KubeError`
-        (410 when the resourceVersion is too old).
+        (410 when the resourceVersion is too old). ``decode`` turns each line into an event
+        (e.g. a :class:`~vkcompose.node.spec_reuse.SpecReuse`).
         """
         q = list(query.items() if isinstance(query, Mapping) else query)
         q.append(("watch", "1"))
@@ -369,9 +375,9 @@ class Kube:
                     rest = lines.pop()
                     for line in lines:
                         if line.strip():
-                            yield orjson.loads(line)
+                            yield decode(line)
                 if rest.strip():
-                    yield orjson.loads(rest)
+                    yield decode(rest)
 
             yield events()
 

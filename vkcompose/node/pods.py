@@ -45,6 +45,7 @@ from vkcompose.node.kube import Kube, KubeError, path_of
 from vkcompose.node.plan import PodKey, key_of, plan, uid_of, update_fingerprint
 from vkcompose.node.queue import Backoff, ShutDown, WorkQueue
 from vkcompose.node.settings import VirtualNode
+from vkcompose.node.spec_reuse import SpecReuse
 from vkcompose.pipeline import Pipeline
 from vkcompose.podspec import JSON, Pod
 
@@ -142,6 +143,8 @@ class PodController:
             base=node.retry_base_seconds, cap=node.retry_cap_seconds
         )
         self.stats = PodStats()
+        self.spec_reuse = SpecReuse(self._held_spec)
+        """Decodes pod watch lines, reusing the spec held when it did not change."""
         self.ready = anyio.Event()
         """Set once startup reconciliation is done and workers run."""
         self.informers = self._make_informers()
@@ -164,6 +167,7 @@ class PodController:
                     on_list=self._list_handler(frozenset([name])),
                     on_event=self._on_event,
                     name=f"pods@{name}",
+                    decode=self.spec_reuse,
                 )
                 for name in self.node_names
             ]
@@ -175,8 +179,14 @@ class PodController:
                 on_list=self._list_handler(self._names),
                 on_event=self._on_event,
                 name=f"pods@{self.node.name}[{len(self.node_names)}]",
+                decode=self.spec_reuse,
             )
         ]
+
+    def _held_spec(self, key: PodKey) -> Mapping[str, Any] | None:
+        state = self._pods.get(key)
+        api = state.api if state is not None else None
+        return api.get("spec") if api is not None else None
 
     def drop_watches(self) -> None:
         """Close every pod watch connection (they resume; used by tests)."""
@@ -220,11 +230,19 @@ class PodController:
         if state is None:
             state = self._pods[key] = _PodState()
         old = state.api
-        fingerprint = update_fingerprint(pod)
         if old is not None and uid_of(old) == uid_of(pod):
             new_rv, old_rv = _rv_int(pod), _rv_int(old)
             if new_rv is not None and old_rv is not None and new_rv < old_rv:
                 return  # older than the version already held (a list raced the watch)
+            if (
+                state.api_fingerprint is not None
+                and pod.get("spec") is old.get("spec")
+                and _meta(pod).get("labels") == _meta(old).get("labels")
+                and _meta(pod).get("annotations") == _meta(old).get("annotations")
+            ):
+                fingerprint = state.api_fingerprint  # the same spec (see SpecReuse)
+            else:
+                fingerprint = update_fingerprint(pod)
             state.api = pod
             state.patched = None  # compared by identity with the previous version
             unchanged = (
@@ -238,7 +256,7 @@ class PodController:
                 return
         else:
             state.api = pod
-            state.api_fingerprint = fingerprint
+            state.api_fingerprint = update_fingerprint(pod)
         self.queue.add(key)
 
     # -- backend status ------------------------------------------------------------------------
