@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 from typing import Any
 
@@ -193,6 +194,38 @@ async def test_delete_stops_then_forgets_the_pod_and_frees_its_ip() -> None:
             await backend.delete_pod(make_pod("a"), 0)
         await backend.create_pod(make_pod("b"))
         assert (await backend.get_pod_status("default", "b"))["status"]["podIP"] == ip
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    network=st.one_of(
+        st.builds(
+            lambda a, p: ipaddress.ip_network((a, p), strict=False),
+            st.integers(0, 2**32 - 1),
+            st.integers(16, 29),
+        ),
+        st.builds(
+            lambda a, p: ipaddress.ip_network((a, p), strict=False),
+            st.integers(0, 2**128 - 1),
+            st.integers(100, 125),
+        ),
+    ),
+    pods=st.integers(1, 5),
+)
+def test_pod_ips_are_the_cidr_s_addresses_in_order(
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network, pods: int
+) -> None:
+    async def main() -> list[str]:
+        async with MemoryBackend(pod_cidr=str(network)) as backend:
+            for i in range(pods):
+                await backend.create_pod(make_pod(f"p{i}", uid=f"u{i}"))
+            return [
+                (await backend.get_pod_status("default", f"p{i}"))["status"]["podIP"]
+                for i in range(pods)
+            ]
+
+    got = anyio.run(main)
+    assert got == [str(network.network_address + 2 + i) for i in range(pods)]
 
 
 async def test_cidr_exhaustion_is_temporary_error() -> None:

@@ -31,6 +31,7 @@ import heapq
 import ipaddress
 import math
 import random
+import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -63,8 +64,9 @@ def _rfc3339(moment: datetime) -> str:
 class _SimPod:
     pod: Pod
     overrides: SimOverrides
-    seed: int
-    """Seed of :attr:`rng`, made on first use (most pods never draw a random number)."""
+    seed_text: str
+    """What seeds :attr:`rng` (the backend seed and the pod's UID); the generator is made on
+    first use, as most pods never draw a random number."""
     state: SimState = SimState.PENDING
     generation: int = 0
     restarts: int = 0
@@ -80,7 +82,7 @@ class _SimPod:
     def rng(self) -> random.Random:
         """This pod's random numbers (jitter), seeded from the backend seed and its UID."""
         if self._rng is None:
-            self._rng = random.Random(self.seed)
+            self._rng = random.Random(_digest(self.seed_text))
         return self._rng
 
     deleted: bool = False
@@ -129,6 +131,7 @@ class MemoryBackend:
         """How many pods were actually started (adoptions and repeats excluded)."""
         self._network = ipaddress.ip_network(pod_cidr)
         self._network_base = int(self._network.network_address)
+        self._network_size = self._network.num_addresses
         self._address_type = type(self._network.network_address)
         self._next_host = 2
         self._free_ips: list[str] = []
@@ -343,7 +346,7 @@ class MemoryBackend:
         sim = _SimPod(
             pod=pod,
             overrides=overrides,
-            seed=_seed(self.seed, uid),
+            seed_text=f"{self.seed}:{uid}",
             created_at=self.clock.now(),
         )
         sim.ips = list(await self.pod_ips(pod))
@@ -423,9 +426,13 @@ class MemoryBackend:
             return [self.host_ip]
         if self._free_ips:
             return [self._free_ips.pop()]
-        if self._next_host >= self._network.num_addresses - 1:
+        if self._next_host >= self._network_size - 1:
             raise TemporaryError(f"pod CIDR {self._network} is exhausted")
-        address = str(self._address_type(self._network_base + self._next_host))
+        number = self._network_base + self._next_host
+        if self._network.version == 4:
+            address = socket.inet_ntoa(number.to_bytes(4))  # what str(IPv4Address) gives
+        else:
+            address = str(self._address_type(number))
         self._next_host += 1
         return [address]
 
@@ -775,7 +782,11 @@ def _uid(pod: Mapping[str, Any]) -> str | None:
 
 
 def _seed(seed: int, text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{text}".encode(), digest_size=8).digest())
+    return _digest(f"{seed}:{text}")
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest())
 
 
 __all__ = ["MemoryBackend"]
