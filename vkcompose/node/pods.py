@@ -83,6 +83,8 @@ class _PodState:
     """The API pod and backend status last compared (nothing to write while both stay)."""
     hold_due: float | None = None
     """When a held "still starting" status is due (cancelled once a later one is written)."""
+    status_path: str = ""
+    """URL path of the pod's ``status`` subresource (made on the first write)."""
 
 
 @attrs.define
@@ -683,13 +685,11 @@ class PodController:
         if patch is None:
             return False
         body = {"metadata": {"uid": uid_of(api)}, "status": patch}
+        if not state.status_path:
+            state.status_path = path_of("pods", key[1], namespace=key[0], subresource="status")
         try:
             # the answer is not read: the watch delivers the same object (in order)
-            await self.kube.patch_status(
-                path_of("pods", key[1], namespace=key[0], subresource="status"),
-                body,
-                decode=False,
-            )
+            await self.kube.patch_status(state.status_path, body, decode=False)
         except KubeError as exc:
             if exc.not_found or exc.conflict:
                 return False  # the pod is gone or was replaced; the watch will tell
