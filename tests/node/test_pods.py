@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from nodekit import (
     create_pod,
@@ -195,6 +196,25 @@ async def test_a_label_change_reaches_a_pod_that_projects_its_labels(
     await eventually(updated)
     assert rt.pods.stats.updates == 1
     assert rt.pods.spec_reuse.reused >= 1
+
+
+async def test_a_status_announced_while_the_create_is_in_the_pipeline_is_written(
+    start: Any, kube: Kube, backend: MemoryBackend
+) -> None:
+    """The simulator announces an instantly started pod just after ``create_pod``; a
+    middleware that awaits after the backend answered lets that announcement arrive before
+    the pipeline returns. It is still written, without waiting for a resync."""
+
+    async def awaits_after(op: Any, call_next: Any) -> Any:
+        result = await call_next(op)
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        return result
+
+    rt = await start(middlewares=[awaits_after], resync_seconds=3600)
+    await create_pod(kube, make_pod("early"))
+    await eventually(lambda: _is(kube, "early", "Running"), limit=10)
+    assert rt.pods.stats.creates == 1
 
 
 async def test_provider_failure_reports_and_retries(

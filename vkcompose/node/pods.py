@@ -85,6 +85,9 @@ class _PodState:
     """When a held "still starting" status is due (cancelled once a later one is written)."""
     status_path: str = ""
     """URL path of the pod's ``status`` subresource (made on the first write)."""
+    creating: str | None = None
+    """UID of the pod this sync is creating: the backend may announce it before the create
+    returns (its status is then kept for this sync to write)."""
 
 
 @attrs.define
@@ -269,12 +272,17 @@ class PodController:
             return
         key = key_of(pod)
         state = self._pods.get(key)
-        if state is None or state.backend_uid is None:
+        if state is None:
+            return
+        expected = state.backend_uid or state.creating
+        if expected is None:
             return
         uid = uid_of(pod)
-        if uid and uid != state.backend_uid:
+        if uid and uid != expected:
             return  # an older incarnation
         state.backend_status = pod.get("status") or {}
+        if state.creating is not None:
+            return  # the sync creating the pod writes it next
         # a pod the backend already runs reports before a backlog of new pods is worked
         self.queue.add(key, urgent=True)
 
@@ -552,11 +560,15 @@ class PodController:
         await self._write_status(key, state, api)
 
     async def _create(self, key: PodKey, state: _PodState, api: Pod) -> bool:
+        state.creating = uid_of(api)
         try:
             await self.pipeline(ops.CreatePod(pod=api, node=self._info(api)))
         except Exception as exc:
+            state.creating = None
             await self._failed(key, state, api, exc, "create")
             return False
+        finally:
+            state.creating = None
         state.backend_uid = uid_of(api)
         state.created_at = time.monotonic()
         state.fingerprint = state.api_fingerprint or update_fingerprint(api)
