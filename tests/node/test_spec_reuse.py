@@ -88,6 +88,8 @@ def test_decodes_as_orjson_and_reuses_only_an_equal_spec(
         list(event["object"])[2:] == ["metadata", "spec", "status"]  # after apiVersion, kind
         and b'},"status":' not in orjson.dumps(spec)
         and b',"spec":{' not in orjson.dumps(obj["metadata"])
+        and event["type"] != "ADDED"  # a new pod: decoded whole, nothing is held for it
+        and line.count(b'"object":') == 1
     )
     if canonical and held is not None and orjson.dumps(held) == orjson.dumps(spec):
         assert decode.reused == 1  # the held spec is reused whenever it can be
@@ -105,6 +107,42 @@ def test_a_broken_line_raises_as_orjson_does(noise: bytes, marker: bytes) -> Non
     except orjson.JSONDecodeError:
         got = orjson.JSONDecodeError
     assert got == expected
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def test_lines_that_split_but_are_not_one_pod_are_decoded_whole() -> None:
+    spec = {"x": 1}
+    lines = [
+        # a second "object" key: orjson keeps the last one, which has no spec
+        b'{"type":"MODIFIED","object":{"metadata":{"name":"p"},"spec":{"x":1},"status":{}},'
+        b'"object":{"metadata":{"name":"p"},"status":{}}}',
+        # a held spec deeper than orjson encodes
+        orjson.dumps(
+            {"type": "MODIFIED", "object": {"metadata": {"name": "p"}, "spec": {}, "status": {}}}
+        ),
+    ]
+    for line, held in zip(lines, [spec, _nested(300)], strict=True):
+        decode = SpecReuse(lambda key, held=held: held)
+        assert decode(line) == orjson.loads(line)
+        assert decode.reused == 0
+
+
+def test_metadata_deeper_than_orjson_encodes_is_decoded_whole() -> None:
+    deep = b'{"x":' * 300 + b"{}" + b"}" * 300  # orjson decodes it, but cannot encode it
+    line = (
+        b'{"type":"MODIFIED","object":{"metadata":{"name":"p","deep":'
+        + deep
+        + b'},"spec":{"x":1},"status":{}}}'
+    )
+    decode = SpecReuse(lambda key: {"x": 1})
+    assert decode(line) == orjson.loads(line)
+    assert decode.reused == 0
 
 
 def test_a_changed_spec_is_decoded_and_not_the_held_one() -> None:

@@ -7,12 +7,12 @@ held for that pod, puts that same dict in its place. The spec is then neither de
 held twice, and ``new["spec"] is old["spec"]`` tells the controller it did not change.
 
 The result always equals ``orjson.loads(line)``. The line is split at the first ``,"spec":{``
-and the ``},"status":`` after it, and the split is used only when it is the object's own spec:
-the part before it must be exactly what encoding the event up to the object's members before
-``status`` gives (so the spec key is a member of the object), and the spec's bytes must be
-the encoding of the held spec or decode on their own (so they end where the spec ends). A
-line that does not split so (another key order, a server that encodes differently) is
-decoded whole.
+and the ``},"status":`` after it, and the split is used only when it is the object's own spec
+and the held one: the event has one ``"object"`` key, the part before the split is exactly
+what encoding the event up to the object's members before ``status`` gives (so the spec key
+is a member of the object), and the spec's bytes are the encoding of the held spec (a
+complete JSON object, so they end where the spec ends). Any other line (another key order, a
+changed spec, a server that encodes differently) is decoded whole.
 
 >>> import orjson
 >>> held = {"containers": [{"name": "c", "image": "x:1"}]}
@@ -39,6 +39,7 @@ _SPEC = b',"spec":{'
 _SPEC_VALUE = len(_SPEC) - 1
 """Offset of the spec's opening brace from the start of :data:`_SPEC`."""
 _STATUS = b'},"status":'
+_ADDED = b'{"type":"ADDED",'
 
 
 class SpecReuse:
@@ -53,28 +54,24 @@ class SpecReuse:
         self.reused = 0
 
     def __call__(self, line: bytes) -> Any:
+        if line.startswith(_ADDED):
+            return orjson.loads(line)  # a new pod: no spec is held for it yet
         start = line.find(_SPEC)
         end = line.find(_STATUS, start) if start >= 0 else -1
-        if end < 0:
+        if end < 0 or line.count(b'"object":') != 1:
             return orjson.loads(line)
         try:
             event = orjson.loads(line[:start] + line[end + 1 :])
-        except orjson.JSONDecodeError:
-            return orjson.loads(line)
-        if not _split_at_the_object(line, start, event):
-            return orjson.loads(line)
-        obj = event["object"]
-        spec_bytes = line[start + _SPEC_VALUE : end + 1]
-        meta = obj.get("metadata")
-        held = self._held(key_of(obj)) if isinstance(meta, dict) else None
-        if held is not None and orjson.dumps(held) == spec_bytes:
-            obj["spec"] = held
-            self.reused += 1
-            return event
-        try:
-            obj["spec"] = orjson.loads(spec_bytes)
-        except orjson.JSONDecodeError:
-            return orjson.loads(line)  # the status key found was not the one after the spec
+            if not _split_at_the_object(line, start, event):
+                return orjson.loads(line)
+            obj = event["object"]
+            held = self._held(key_of(obj)) if isinstance(obj.get("metadata"), dict) else None
+            if held is None or orjson.dumps(held) != line[start + _SPEC_VALUE : end + 1]:
+                return orjson.loads(line)
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+            return orjson.loads(line)  # e.g. deeper than orjson encodes
+        obj["spec"] = held
+        self.reused += 1
         return event
 
 
