@@ -20,9 +20,10 @@ from nodekit import (
     phase,
 )
 
+from vkcompose import ops
 from vkcompose.apiserver import APIServer
 from vkcompose.backends.memory import MemoryBackend
-from vkcompose.errors import NotFound
+from vkcompose.errors import NotFound, TemporaryError
 from vkcompose.middlewares.config_sources import ResolveConfigSources
 from vkcompose.node.kube import STRATEGIC_PATCH, Kube, path_of
 from vkcompose.node.sources import ClusterSources
@@ -215,6 +216,35 @@ async def test_a_status_announced_while_the_create_is_in_the_pipeline_is_written
     await create_pod(kube, make_pod("early"))
     await eventually(lambda: _is(kube, "early", "Running"), limit=10)
     assert rt.pods.stats.creates == 1
+
+
+async def test_a_create_that_fails_after_the_backend_answered_reports_the_current_status(
+    start: Any, kube: Kube, backend: MemoryBackend
+) -> None:
+    """The backend ran the pod (and announced it) but the pipeline failed afterwards: the
+    retried create finds the pod already there; what is written is the backend's status
+    then, not the one announced during the failed attempt."""
+    calls = 0
+
+    async def fails_once_after(op: Any, call_next: Any) -> Any:
+        nonlocal calls
+        result = await call_next(op)
+        if isinstance(op, ops.CreatePod):
+            calls += 1
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+            if calls == 1:
+                raise TemporaryError("failed after the backend answered", delay=1.0)
+        return result
+
+    await start(middlewares=[fails_once_after], retry_base_seconds=1.0)
+    pod = make_pod(
+        "twice", restart_policy="OnFailure", annotations={"sim.vkcompose.io/run-duration": "0.3"}
+    )
+    await create_pod(kube, pod)
+    await eventually(lambda: calls >= 2)
+    await eventually(lambda: _is(kube, "twice", "Succeeded"), limit=10)
+    assert (await backend.get_pod_status("default", "twice"))["status"]["phase"] == "Succeeded"
 
 
 async def test_provider_failure_reports_and_retries(

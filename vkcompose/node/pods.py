@@ -560,11 +560,13 @@ class PodController:
         await self._write_status(key, state, api)
 
     async def _create(self, key: PodKey, state: _PodState, api: Pod) -> bool:
+        retry = state.failing
         state.creating = uid_of(api)
         try:
             await self.pipeline(ops.CreatePod(pod=api, node=self._info(api)))
         except Exception as exc:
             state.creating = None
+            state.backend_status = None  # what the backend announced meanwhile is not kept
             await self._failed(key, state, api, exc, "create")
             return False
         finally:
@@ -576,7 +578,9 @@ class PodController:
         self.stats.creates += 1
         self._recovered(key, state)
         self._event(api, NORMAL, "Created", f"Created pod on {self._backend_name()}")
-        if state.backend_status is None and not self._notify:
+        if state.backend_status is None and (retry or not self._notify):
+            # a backend that already ran the pod when an earlier create failed may announce
+            # nothing new: ask it, as for a backend without notifications
             await self._read_status(key, state)
         return True
 
