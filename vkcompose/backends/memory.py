@@ -64,9 +64,9 @@ def _rfc3339(moment: datetime) -> str:
 class _SimPod:
     pod: Pod
     overrides: SimOverrides
-    seed_text: str
-    """What seeds :attr:`rng` (the backend seed and the pod's UID); the generator is made on
-    first use, as most pods never draw a random number."""
+    seed: tuple[int, str]
+    """What seeds :attr:`rng`: the backend seed and the pod's UID (the generator is made on
+    first use, as most pods never draw a random number)."""
     state: SimState = SimState.PENDING
     generation: int = 0
     restarts: int = 0
@@ -82,7 +82,7 @@ class _SimPod:
     def rng(self) -> random.Random:
         """This pod's random numbers (jitter), seeded from the backend seed and its UID."""
         if self._rng is None:
-            self._rng = random.Random(_digest(self.seed_text))
+            self._rng = random.Random(_seed(*self.seed))
         return self._rng
 
     deleted: bool = False
@@ -346,7 +346,7 @@ class MemoryBackend:
         sim = _SimPod(
             pod=pod,
             overrides=overrides,
-            seed_text=f"{self.seed}:{uid}",
+            seed=(self.seed, uid),
             created_at=self.clock.now(),
         )
         sim.ips = list(await self.pod_ips(pod))
@@ -782,11 +782,7 @@ def _uid(pod: Mapping[str, Any]) -> str | None:
 
 
 def _seed(seed: int, text: str) -> int:
-    return _digest(f"{seed}:{text}")
-
-
-def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest())
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{text}".encode(), digest_size=8).digest())
 
 
 __all__ = ["MemoryBackend"]

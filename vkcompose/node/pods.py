@@ -565,8 +565,8 @@ class PodController:
         try:
             await self.pipeline(ops.CreatePod(pod=api, node=self._info(api)))
         except Exception as exc:
-            state.creating = None
-            state.backend_status = None  # what the backend announced meanwhile is not kept
+            state.creating = None  # now, not in finally: nothing announced during _failed is kept
+            state.backend_status = None  # nor what the backend announced meanwhile
             await self._failed(key, state, api, exc, "create")
             return False
         finally:
