@@ -561,3 +561,16 @@ def test_upgrade_response_checks() -> None:
         check_upgrade_response(101, [*ok, ("X-Stream-Protocol-Version", "other")], ["x"])
     assert is_upgrade_request({"Connection": "keep-alive, Upgrade"})
     assert not is_upgrade_request({"Connection": "close"})
+
+
+async def test_a_cancelled_body_exits_a_session_that_was_already_closed() -> None:
+    """The exit waits for the close (here already done) and leaves the session's task group
+    even though the body was cancelled (the cancellation then goes on as usual)."""
+    a, _peer = memory_transport_pair()
+    with anyio.fail_after(GUARD):
+        with anyio.CancelScope() as scope:
+            async with SpdySession(a, server=True) as srv:
+                await srv.aclose()  # e.g. the peer's GOAWAY, handled by another task
+                scope.cancel()
+        assert scope.cancelled_caught
+        assert srv.closed

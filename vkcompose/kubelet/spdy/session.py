@@ -406,7 +406,10 @@ class SpdySession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        await self.aclose()
+        # shielded: a cancelled body must still leave the task group entered in __aenter__
+        # (aclose is bounded: close_timeout for the flush, and the transport close is shielded)
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
