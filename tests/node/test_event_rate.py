@@ -73,3 +73,26 @@ async def test_zero_qps_lifts_the_limit(kube: Kube) -> None:
         await eventually(lambda: recorder.written == 40, limit=20)
         tg.cancel_scope.cancel()
     assert await count_events(kube) == 40
+
+
+async def test_a_full_queue_drops_normal_events_before_warnings_and_says_so(
+    kube: Kube, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past ``max_pending`` waiting events, new Normal ones are dropped; Warnings queue up to
+    twice as many. Drops are counted and logged once, not once per event."""
+    recorder = EventRecorder(kube, qps=0, max_pending=3)
+    with caplog.at_level("WARNING", logger="vkcompose.node.events"):
+        for i in range(5):
+            recorder.emit(pod(i), type="Normal", reason="Created", message="Created pod")
+        for i in range(5, 9):
+            recorder.emit(pod(i), type="Warning", reason="ProviderFailed", message="quota")
+    assert recorder.dropped == 2 + 1  # Normal 4 and 5; the Warning that found 6 waiting
+    drops = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(drops) == 1 and "(1 since the last report, 1 in all)" in drops[0].getMessage()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.run)
+        await eventually(lambda: recorder.written == 6, limit=20)
+        tg.cancel_scope.cancel()
+    doc = await kube.get(path_of("events", namespace="default"))
+    reasons = sorted(e["reason"] for e in doc["items"])
+    assert reasons == ["Created"] * 3 + ["ProviderFailed"] * 3

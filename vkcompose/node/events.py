@@ -46,6 +46,9 @@ __all__ = [
 
 _Key = tuple[str, str, str, str, str, str]
 
+DROP_LOG_SECONDS: Final = 60.0
+"""Dropped events are logged at most this often."""
+
 
 def rfc3339(ts: float | None = None) -> str:
     """A Kubernetes timestamp (second precision, UTC).
@@ -115,10 +118,13 @@ class EventRecorder:
 
     Run :meth:`run` in a task group. ``default_host`` is the source host for objects that do
     not name a node. Writes are limited to ``qps`` per second with bursts of ``burst`` (the
-    kubelet's ``eventRecordQPS`` 50 and ``eventBurst`` 100; ``qps=0`` lifts the limit). At most
-    ``max_pending`` distinct events wait; beyond that new ones are dropped (and counted in
-    :attr:`dropped`) — events are best effort and must never slow pods. A repeat of a waiting
-    event only raises its count.
+    kubelet's ``eventRecordQPS`` 50 and ``eventBurst`` 100; ``qps=0`` lifts the limit).
+
+    At most ``max_pending`` distinct events wait (client-go's recorder queues 1,000); beyond
+    that new Normal events are dropped, while Warnings still queue up to twice as many, so a
+    burst of lifecycle events does not hide a failure. Events are best effort and must never
+    slow pods: drops are counted in :attr:`dropped` and logged (at most once a minute). A
+    repeat of a waiting event only raises its count.
     """
 
     def __init__(
@@ -127,7 +133,7 @@ class EventRecorder:
         *,
         default_host: str = "",
         writers: int = 4,
-        max_pending: int = 10_000,
+        max_pending: int = 1000,
         cache_size: int = 4096,
         qps: float = 50.0,
         burst: int = 100,
@@ -142,6 +148,9 @@ class EventRecorder:
         self._written: OrderedDict[_Key, _Written] = OrderedDict()
         self._seq = itertools.count()
         self.dropped = 0
+        """Events dropped because too many were waiting."""
+        self._dropped_logged = 0
+        self._drop_logged_at = -math.inf
         self.written = 0
         self.enabled = True
         self._qps = qps
@@ -177,8 +186,10 @@ class EventRecorder:
             pending.count += 1
             pending.last = rfc3339()
             return
-        if len(self._pending) >= self._max_pending:
-            self.dropped += 1
+        if len(self._pending) >= self._max_pending and (
+            type != WARNING or len(self._pending) >= 2 * self._max_pending
+        ):
+            self._drop()
             return
         ref = involved_object(obj)
         namespace = key[0]
@@ -189,6 +200,20 @@ class EventRecorder:
             namespace, ref, host or self.default_host, type, reason, message, 1, now, now
         )
         self._queue.add(key)
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._drop_logged_at >= DROP_LOG_SECONDS:
+            log.warning(
+                "%d events wait to be written: new ones are dropped (%d since the last report, "
+                "%d in all)",
+                len(self._pending),
+                self.dropped - self._dropped_logged,
+                self.dropped,
+            )
+            self._drop_logged_at = now
+            self._dropped_logged = self.dropped
 
     async def run(self) -> None:
         """Write events until cancelled."""
