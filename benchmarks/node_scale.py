@@ -239,16 +239,7 @@ async def measure(
     backlogs: list[dict[str, float]] = []
     try:
         ceilings.append(await ceiling(kube, pods, workers, server))
-        # backlog rounds before the last: each between two ceilings, then its pods go
-        for r in range(1, rounds):
-            async with MemoryBackend() as backend:
-                node = VirtualNode(name=NODE, backend=backend, workers=workers, pod_events=events)
-                names = await _create_pods(kube, pods, f"r{r}")
-                async with _backlog(kube, node_kube, node, names, server, me) as (_, figures):
-                    backlogs.append(figures)
-            await _delete_pods(kube, NODE)  # nobody serves them now: they go at once
-            ceilings.append(await ceiling(kube, pods, workers, server, prefix=f"ceil{r}"))
-        # the last round goes on: live pods, memory, restart
+        # the first round goes on: live pods, memory, restart
         async with MemoryBackend() as backend:
             node = VirtualNode(name=NODE, backend=backend, workers=workers, pod_events=events)
             rss0 = rss_mb()
@@ -298,8 +289,19 @@ async def measure(
                     out["restart: adopted"] = rt2.pods.stats.adopted
                     out["restart: status patches"] = rt2.pods.stats.status_patches
                 tg.cancel_scope.cancel()
+        # more backlog rounds, each on a fresh backend between two ceilings; a stopped node's
+        # pods go at once (nobody serves them), so each round starts from the same server state
+        for r in range(2, rounds + 1):
+            await _delete_pods(kube, NODE)
+            ceilings.append(await ceiling(kube, pods, workers, server, prefix=f"ceil{r}"))
+            async with MemoryBackend() as backend:
+                node = VirtualNode(name=NODE, backend=backend, workers=workers, pod_events=events)
+                names = await _create_pods(kube, pods, f"r{r}")
+                async with _backlog(kube, node_kube, node, names, server, me) as (_, figures):
+                    backlogs.append(figures)
         # the ceiling again after the runs: a busy machine moves it; each round's share uses
         # the higher of the ceilings measured just before and just after it
+        await _delete_pods(kube, NODE)
         ceilings.append(await ceiling(kube, pods, workers, server, prefix="ceil-last"))
     finally:
         await node_kube.close()
