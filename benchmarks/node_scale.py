@@ -6,7 +6,7 @@ virtual node, its simulated backend and the load generator run here. Printed, al
 * **ceiling** — the API server's raw ``pods/status`` PATCH rate (the same status body the
   controller writes, same client stack, ``--workers`` concurrent requests, as many patches as
   the backlog has pods, so that both see the server's garbage collection at the same scale),
-  measured first, after each backlog round and last, with the server's CPU per patch (compare
+  measured first and after each backlog round, with the server's CPU per patch (compare
   it with the backlog's per pod);
 * **backlog** — N pods created while the node is down, then the node starts: time until all
   are Running, pods/s, pods/s as a share of the ceiling (each pod needs ≥ 1 status patch), and
