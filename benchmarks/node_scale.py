@@ -53,6 +53,7 @@ from vkcompose.backends.memory import MemoryBackend  # noqa: E402
 from vkcompose.node.kube import Kube, connect, path_of  # noqa: E402
 from vkcompose.node.runtime import NodeRuntime, virtual_node  # noqa: E402
 from vkcompose.node.settings import VirtualNode  # noqa: E402
+from vkcompose.node.status import status_patch  # noqa: E402
 from vkcompose.serve import tune_gc  # noqa: E402
 
 NODE = "vk-bench"
@@ -117,19 +118,27 @@ async def ceiling(
     kube: Kube, n: int, concurrency: int, server: psutil.Process, prefix: str = "ceil"
 ) -> tuple[float, float]:
     """Raw status PATCHes/s on pods bound to a node nobody serves, and the API server's CPU
-    milliseconds per patch."""
-    await _parallel(
-        n,
-        concurrency,
-        lambda i: kube.create(
+    milliseconds per patch. Each is the controller's first write of a Running status: the same
+    body (``status_patch`` from nothing, with the UID precondition), answer not decoded."""
+    uids: dict[int, str] = {}
+
+    async def create(i: int) -> None:
+        pod = await kube.create(
             path_of("pods", namespace="default"), _pod(f"{prefix}-{i}", "nobody")
-        ),
-    )
+        )
+        uids[i] = pod["metadata"]["uid"]
+
+    await _parallel(n, concurrency, create)
+    bodies = [
+        {"metadata": {"uid": uids[i]}, "status": status_patch({}, _running_status(i))}
+        for i in range(n)
+    ]
 
     async def patch(i: int) -> None:
         await kube.patch_status(
             path_of("pods", f"{prefix}-{i}", namespace="default", subresource="status"),
-            {"status": _running_status(i)},
+            bodies[i],
+            decode=False,
         )
 
     cpu0 = _cpu(server)
