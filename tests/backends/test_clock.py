@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 
@@ -18,6 +20,15 @@ async def test_the_clock_is_the_event_loops() -> None:
     wakeup = anyio.Event()
     await clock.wait_until(now + 0.05, wakeup)
     assert clock.now() >= now + 0.05
+
+
+async def test_the_clock_reads_in_a_loop_callback_outside_any_task() -> None:
+    clock = AnyioClock()
+    read: list[float] = []
+    before = anyio.current_time()
+    asyncio.get_running_loop().call_soon(lambda: read.append(clock.now()))
+    await anyio.sleep(0.01)
+    assert len(read) == 1 and before <= read[0] <= anyio.current_time()
 
 
 def test_the_clock_reads_anyio_without_an_asyncio_loop() -> None:

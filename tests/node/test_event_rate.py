@@ -79,20 +79,25 @@ async def test_a_full_queue_drops_normal_events_before_warnings_and_says_so(
     kube: Kube, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Past ``max_pending`` waiting events, new Normal ones are dropped; Warnings queue up to
-    twice as many. Drops are counted and logged once, not once per event."""
+    twice as many; a repeat of a waiting event still raises its count. Drops are counted and
+    logged on the first drop, then with the rest of the burst once the queue has room."""
     recorder = EventRecorder(kube, qps=0, max_pending=3)
     with caplog.at_level("WARNING", logger="vkcompose.node.events"):
-        for i in range(5):
+        for i in range(5):  # p3 and p4 find three waiting
             recorder.emit(pod(i), type="Normal", reason="Created", message="Created pod")
-        for i in range(5, 9):
+        recorder.emit(pod(0), type="Normal", reason="Created", message="Created pod")  # repeat
+        for i in range(5, 9):  # p8 finds six waiting
             recorder.emit(pod(i), type="Warning", reason="ProviderFailed", message="quota")
-    assert recorder.dropped == 2 + 1  # Normal 4 and 5; the Warning that found 6 waiting
-    drops = [r for r in caplog.records if "dropped" in r.getMessage()]
-    assert len(drops) == 1 and "(1 since the last report, 1 in all)" in drops[0].getMessage()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(recorder.run)
-        await eventually(lambda: recorder.written == 6, limit=20)
-        tg.cancel_scope.cancel()
+        assert (recorder.dropped, recorder.dropped_warnings) == (3, 1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(recorder.run)
+            await eventually(lambda: recorder.written == 6, limit=20)
+            tg.cancel_scope.cancel()
+    reports = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert reports == [
+        "1 events dropped (0 of them Warnings; 1 in all): 3 were waiting to be written",
+        "2 events dropped (1 of them Warnings; 3 in all): 2 were waiting to be written",
+    ]
     doc = await kube.get(path_of("events", namespace="default"))
-    reasons = sorted(e["reason"] for e in doc["items"])
-    assert reasons == ["Created"] * 3 + ["ProviderFailed"] * 3
+    written = sorted((e["reason"], e["count"]) for e in doc["items"])
+    assert written == [("Created", 1), ("Created", 1), ("Created", 2)] + [("ProviderFailed", 1)] * 3

@@ -30,23 +30,25 @@ class Clock(Protocol):
 
 
 class AnyioClock:
-    """The event loop's clock (``anyio.current_time``)."""
+    """The event loop's clock: the running asyncio loop's, else ``anyio.current_time()``."""
 
     def now(self) -> float:
         """The event loop's monotonic time."""
         try:
             # what anyio.current_time() returns on asyncio, without finding out which event
-            # loop runs (a simulated pod reads the clock several times)
+            # loop runs (a simulated pod reads the clock several times); it also works in a
+            # loop callback, outside any task
             return asyncio.get_running_loop().time()
         except RuntimeError:
             return anyio.current_time()
 
     async def wait_until(self, deadline: float | None, wakeup: anyio.Event) -> None:
-        """Wait on the event loop's clock."""
+        """Wait until ``now()`` reaches ``deadline`` (measured from ``now()``, so the wait is
+        right even where anyio's clock is another one, as in trio's guest mode)."""
         if deadline is None:
             await wakeup.wait()
             return
-        with anyio.move_on_at(deadline):
+        with anyio.move_on_after(deadline - self.now()):
             await wakeup.wait()
 
 

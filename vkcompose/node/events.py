@@ -123,8 +123,9 @@ class EventRecorder:
     At most ``max_pending`` distinct events wait (client-go's recorder queues 1,000); beyond
     that new Normal events are dropped, while Warnings still queue up to twice as many, so a
     burst of lifecycle events does not hide a failure. Events are best effort and must never
-    slow pods: drops are counted in :attr:`dropped` and logged (at most once a minute). A
-    repeat of a waiting event only raises its count.
+    slow pods: drops are counted in :attr:`dropped` and logged, on the first drop of a minute
+    and again once the queue has room. A repeat of a waiting event only raises its count. A
+    fleet's nodes share one recorder, so its cap and rate are the fleet's.
     """
 
     def __init__(
@@ -149,8 +150,10 @@ class EventRecorder:
         self._seq = itertools.count()
         self.dropped = 0
         """Events dropped because too many were waiting."""
-        self._dropped_logged = 0
-        self._drop_logged_at = -math.inf
+        self.dropped_warnings = 0
+        """How many of :attr:`dropped` were Warnings."""
+        self._reported = (0, 0)  # (dropped, dropped_warnings) when drops were last logged
+        self._reported_at = -math.inf
         self.written = 0
         self.enabled = True
         self._qps = qps
@@ -189,7 +192,7 @@ class EventRecorder:
         if len(self._pending) >= self._max_pending and (
             type != WARNING or len(self._pending) >= 2 * self._max_pending
         ):
-            self._drop()
+            self._drop(type)
             return
         ref = involved_object(obj)
         namespace = key[0]
@@ -201,19 +204,27 @@ class EventRecorder:
         )
         self._queue.add(key)
 
-    def _drop(self) -> None:
+    def _drop(self, type_: str) -> None:
         self.dropped += 1
-        now = time.monotonic()
-        if now - self._drop_logged_at >= DROP_LOG_SECONDS:
-            log.warning(
-                "%d events wait to be written: new ones are dropped (%d since the last report, "
-                "%d in all)",
-                len(self._pending),
-                self.dropped - self._dropped_logged,
-                self.dropped,
-            )
-            self._drop_logged_at = now
-            self._dropped_logged = self.dropped
+        if type_ == WARNING:
+            self.dropped_warnings += 1
+        if time.monotonic() - self._reported_at >= DROP_LOG_SECONDS:
+            self._report_drops()
+
+    def _report_drops(self) -> None:
+        """Log the drops since the last report: on the first drop of a minute, and once the
+        queue has room again (so a burst's last line has its whole count)."""
+        dropped = self.dropped - self._reported[0]
+        warnings = self.dropped_warnings - self._reported[1]
+        log.warning(
+            "%d events dropped (%d of them Warnings; %d in all): %d were waiting to be written",
+            dropped,
+            warnings,
+            self.dropped,
+            len(self._pending),
+        )
+        self._reported = (self.dropped, self.dropped_warnings)
+        self._reported_at = time.monotonic()
 
     async def run(self) -> None:
         """Write events until cancelled."""
@@ -239,6 +250,8 @@ class EventRecorder:
                     if wait > 0:
                         await anyio.sleep(wait)  # repeats meanwhile only raise the count
                 pending = self._pending.pop(key, None)
+                if self.dropped > self._reported[0] and len(self._pending) < self._max_pending:
+                    self._report_drops()  # room again: the rest of the burst's count
                 if pending is not None:
                     await self._write(key, pending)
             except Exception as exc:  # events are best effort
