@@ -17,7 +17,8 @@ virtual node, its simulated backend and the load generator run here. Printed, al
   afterwards that every pod is Running. There are ``--rounds`` backlogs (a fresh backend and
   fresh pods each): the machine's speed drifts by tens of percent within a minute, so each
   round's share uses the higher of the two ceilings measured around it, and the figure is the
-  median share;
+  median share (the first round's bracket is wider: the live, memory and restart phases come
+  before its second ceiling);
 * **live** — N more pods created at full speed while the node runs: total time, pods/s,
   p50/p99 create→Running (seen by a separate watch);
 * **memory** — RSS growth per managed pod (controller + simulated backend);
@@ -57,6 +58,8 @@ from vkcompose.node.status import status_patch  # noqa: E402
 from vkcompose.serve import tune_gc  # noqa: E402
 
 NODE = "vk-bench"
+BACKLOG_TIMEOUT = 300.0
+"""A backlog not Running by then fails the run (its last PATCH answer may have been lost)."""
 
 
 def _pod(name: str, node: str = NODE) -> dict[str, Any]:
@@ -247,6 +250,12 @@ async def measure(
     ceilings: list[tuple[float, float]] = []
     backlogs: list[dict[str, float]] = []
     try:
+        # the node's connections open before it is timed, as the ceiling's client's did
+        await _parallel(
+            workers,
+            workers,
+            lambda i: node_kube.get(path_of("pods", namespace="default"), query={"limit": "1"}),
+        )
         ceilings.append(await ceiling(kube, pods, workers, server))
         # the first round goes on: live pods, memory, restart
         async with MemoryBackend() as backend:
@@ -257,6 +266,7 @@ async def measure(
                 names = await _create_pods(kube, pods, "b")
                 async with _backlog(kube, node_kube, node, names, server, me) as (rt, figures):
                     backlogs.append(figures)
+                    node_kube.first.running.clear()  # not part of the node's memory
                     out["backlog: status patches/pod"] = rt.pods.stats.status_patches / pods
                     out["backlog: Events written / dropped"] = (
                         f"{rt.events.written:,} / {rt.events.dropped:,}"
@@ -298,8 +308,8 @@ async def measure(
                     out["restart: adopted"] = rt2.pods.stats.adopted
                     out["restart: status patches"] = rt2.pods.stats.status_patches
                 tg.cancel_scope.cancel()
-        # more backlog rounds, each on a fresh backend between two ceilings; a stopped node's
-        # pods go at once (nobody serves them), so each round starts from the same server state
+        # more backlog rounds, each on a fresh backend between two ceilings; the stopped node's
+        # pods are deleted with no grace period, so each round starts from the same server state
         for r in range(2, rounds + 1):
             await _delete_pods(kube, NODE)
             ceilings.append(await ceiling(kube, pods, workers, server, prefix=f"ceil{r}"))
@@ -354,7 +364,8 @@ async def _backlog(
     t0 = time.perf_counter()
     cpu0 = _cpu(server), _cpu(me)
     async with virtual_node(node, kube=node_kube) as rt:
-        await node_kube.first.wait_running(names)
+        with anyio.fail_after(BACKLOG_TIMEOUT):
+            await node_kube.first.wait_running(names)
         elapsed = time.perf_counter() - t0
         cpu1 = _cpu(server), _cpu(me)
         await _check_running(kube, names)
@@ -406,6 +417,8 @@ def main() -> None:
         "--rounds", type=int, default=3, help="backlog rounds, each between two ceilings"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     tune_gc()  # the node runs as under `vkcompose run`
     with apiserver_process("memory") as (kubeconfig, pid):
         results = anyio.run(
