@@ -96,8 +96,31 @@ async def test_a_full_queue_drops_normal_events_before_warnings_and_says_so(
     reports = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert reports == [
         "1 events dropped (0 of them Warnings; 1 in all): 3 were waiting to be written",
-        "2 events dropped (1 of them Warnings; 3 in all): 2 were waiting to be written",
+        "2 events dropped (1 of them Warnings; 3 in all): 1 were waiting to be written",
     ]
     doc = await kube.get(path_of("events", namespace="default"))
     written = sorted((e["reason"], e["count"]) for e in doc["items"])
     assert written == [("Created", 1), ("Created", 1), ("Created", 2)] + [("ProviderFailed", 1)] * 3
+
+
+async def test_a_sustained_burst_logs_its_drops_twice_not_per_write(
+    kube: Kube, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While events keep coming faster than they are written, the queue stays full: its
+    drops are logged when they start and once the queue has drained to half, with the total."""
+    recorder = EventRecorder(kube, qps=10.0, burst=1, max_pending=4)
+    with caplog.at_level("WARNING", logger="vkcompose.node.events"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(recorder.run)
+            for i in range(0, 60, 6):  # six every 20 ms; one written every 100 ms
+                for j in range(i, i + 6):
+                    recorder.emit(pod(j), type="Normal", reason="Created", message="Created pod")
+                await anyio.sleep(0.02)
+            assert recorder.dropped > 10
+            await eventually(lambda: recorder.idle(), limit=20)
+            tg.cancel_scope.cancel()
+    reports = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(reports) == 2
+    assert reports[0].startswith("1 events dropped (0 of them Warnings; 1 in all)")
+    assert f"; {recorder.dropped} in all): 2 were waiting" in reports[1]
+    assert recorder.written + recorder.dropped == 60

@@ -124,8 +124,8 @@ class EventRecorder:
     that new Normal events are dropped, while Warnings still queue up to twice as many, so a
     burst of lifecycle events does not hide a failure. Events are best effort and must never
     slow pods: drops are counted in :attr:`dropped` and logged, on the first drop of a minute
-    and again once the queue has room. A repeat of a waiting event only raises its count. A
-    fleet's nodes share one recorder, so its cap and rate are the fleet's.
+    and again once the queue has drained to half. A repeat of a waiting event only raises its
+    count. A fleet's nodes share one recorder, so its cap and rate are the fleet's.
     """
 
     def __init__(
@@ -213,7 +213,7 @@ class EventRecorder:
 
     def _report_drops(self) -> None:
         """Log the drops since the last report: on the first drop of a minute, and once the
-        queue has room again (so a burst's last line has its whole count)."""
+        queue has drained to half (so a burst's last line has its whole count)."""
         dropped = self.dropped - self._reported[0]
         warnings = self.dropped_warnings - self._reported[1]
         log.warning(
@@ -250,8 +250,11 @@ class EventRecorder:
                     if wait > 0:
                         await anyio.sleep(wait)  # repeats meanwhile only raise the count
                 pending = self._pending.pop(key, None)
-                if self.dropped > self._reported[0] and len(self._pending) < self._max_pending:
-                    self._report_drops()  # room again: the rest of the burst's count
+                if (
+                    self.dropped > self._reported[0]
+                    and len(self._pending) <= self._max_pending // 2
+                ):
+                    self._report_drops()  # the burst is over: the rest of its count
                 if pending is not None:
                     await self._write(key, pending)
             except Exception as exc:  # events are best effort
