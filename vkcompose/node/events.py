@@ -47,7 +47,8 @@ __all__ = [
 _Key = tuple[str, str, str, str, str, str]
 
 DROP_LOG_SECONDS: Final = 60.0
-"""Dropped events are logged at most this often."""
+"""While the queue stays full, drops are logged at most this often (and once more when it has
+drained to half)."""
 
 
 def rfc3339(ts: float | None = None) -> str:
