@@ -353,21 +353,21 @@ class MemoryBackend:
         self._pods[key] = sim
         self.creates += 1
         delay = self._next_delay(sim)
-        if delay == 0.0 and sim.state in _STARTING:
+        instant = delay == 0.0 and sim.state in _STARTING
+        if instant:
             # starting states that last no time are passed here rather than by the scheduler;
             # the pod is announced once, after its creation has returned
             now = self.clock.now()
             while delay == 0.0 and sim.state in _STARTING and self._advance(sim, now):
                 delay = self._next_delay(sim)
-            if delay is not None:
-                self._schedule(sim, delay)
+        if delay is not None:
+            self._schedule(sim, delay)
+        if instant:
             sim.unannounced = True
             self._announcing += 1
             asyncio.get_running_loop().call_soon(self._announce, sim)
-            return
-        if delay is not None:
-            self._schedule(sim, delay)
-        self._notify_unless_instant(sim, delay)
+        else:
+            self._notify_unless_instant(sim, delay)
 
     def _announce(self, sim: _SimPod) -> None:
         self._announcing -= 1
