@@ -19,6 +19,11 @@ virtual node, its simulated backend and the load generator run here. Printed, al
   round's share uses the higher of the two ceilings measured around it, and the figure is the
   median share (the first round's bracket is wider: the live, memory and restart phases come
   before its second ceiling);
+* **bare client** — after each backlog, the least any node does for the same backlog, with no
+  controller and no backend: one list of the node's pods, a watch of them (decoded as the node
+  decodes), one status PATCH per pod with the ceiling's body computed from the listed pod.
+  Timed and measured as the backlog, between the same two ceilings; the backlog's pods/s as a
+  share of the bare client's tells what the controller itself costs, apart from the machine;
 * **live** — N more pods created at full speed while the node runs: total time, pods/s,
   p50/p99 create→Running (seen by a separate watch);
 * **memory** — RSS growth per managed pod (controller + simulated backend);
@@ -54,6 +59,7 @@ from vkcompose.backends.memory import MemoryBackend  # noqa: E402
 from vkcompose.node.kube import Kube, connect, path_of  # noqa: E402
 from vkcompose.node.runtime import NodeRuntime, virtual_node  # noqa: E402
 from vkcompose.node.settings import VirtualNode  # noqa: E402
+from vkcompose.node.spec_reuse import SpecReuse  # noqa: E402
 from vkcompose.node.status import status_patch  # noqa: E402
 from vkcompose.serve import tune_gc  # noqa: E402
 
@@ -249,6 +255,7 @@ async def measure(
     node_kube = ConfirmingKube(kube)
     ceilings: list[tuple[float, float]] = []
     backlogs: list[dict[str, float]] = []
+    bares: list[dict[str, float]] = []
     try:
         # the node's connections open before it is timed, as the ceiling's client's did
         await _parallel(
@@ -308,19 +315,22 @@ async def measure(
                     out["restart: adopted"] = rt2.pods.stats.adopted
                     out["restart: status patches"] = rt2.pods.stats.status_patches
                 tg.cancel_scope.cancel()
-        # more backlog rounds, each on a fresh backend between two ceilings; the stopped node's
-        # pods are deleted with no grace period, so each round starts from the same server state
+        # the stopped node's pods are deleted with no grace period, so each phase starts from
+        # the same server state
+        await _delete_pods(kube, NODE)
+        bares.append(await _bare(kube, node_kube, pods, workers, server, me, "bare1"))
+        # more rounds, each a backlog on a fresh backend and a bare client between two ceilings
         for r in range(2, rounds + 1):
-            await _delete_pods(kube, NODE)
             ceilings.append(await ceiling(kube, pods, workers, server, prefix=f"ceil{r}"))
             async with MemoryBackend() as backend:
                 node = VirtualNode(name=NODE, backend=backend, workers=workers, pod_events=events)
                 names = await _create_pods(kube, pods, f"r{r}")
                 async with _backlog(kube, node_kube, node, names, server, me) as (_, figures):
                     backlogs.append(figures)
-        # the ceiling again after the runs: a busy machine moves it; each round's share uses
+            await _delete_pods(kube, NODE)
+            bares.append(await _bare(kube, node_kube, pods, workers, server, me, f"bare{r}"))
+        # the ceiling again after the runs: a busy machine moves it; each round's shares use
         # the higher of the ceilings measured just before and just after it
-        await _delete_pods(kube, NODE)
         ceilings.append(await ceiling(kube, pods, workers, server, prefix="ceil-last"))
     finally:
         await node_kube.close()
@@ -330,17 +340,34 @@ async def measure(
     summary["ceiling: API server CPU per patch (ms), each"] = " / ".join(
         f"{cpu:.2f}" for _, cpu in ceilings
     )
+    shares = _shares(summary, "backlog", backlogs, ceilings)
+    bare_shares = _shares(summary, "bare client", bares, ceilings)
+    summary["backlog: slowest time to all Running (s)"] = max(f["time"] for f in backlogs)
+    summary[f"backlog: share of ceiling, median of {len(shares)}"] = statistics.median(shares)
+    summary[f"bare client: share of ceiling, median of {len(bare_shares)}"] = statistics.median(
+        bare_shares
+    )
+    summary["backlog: share of the bare client's pods/s, median"] = statistics.median(
+        b["pods/s"] / r["pods/s"] for b, r in zip(backlogs, bares, strict=True)
+    )
+    return {**summary, **out}
+
+
+def _shares(
+    summary: dict[str, Any],
+    label: str,
+    rounds: list[dict[str, float]],
+    ceilings: list[tuple[float, float]],
+) -> list[float]:
+    """Each round's pods/s as a share of the higher ceiling around it; a summary line each."""
     shares = []
-    for r, figures in enumerate(backlogs):
-        best = max(ceilings[r][0], ceilings[r + 1][0])
-        shares.append(figures["pods/s"] / best)
-        summary[f"backlog round {r + 1}: time, pods/s, share, server / node CPU per pod"] = (
+    for r, figures in enumerate(rounds):
+        shares.append(figures["pods/s"] / max(ceilings[r][0], ceilings[r + 1][0]))
+        summary[f"{label} round {r + 1}: time, pods/s, share, server / node CPU per pod"] = (
             f"{figures['time']:.2f} s, {figures['pods/s']:,.0f}/s, {shares[-1]:.0%}, "
             f"{figures['server ms']:.2f} / {figures['node ms']:.2f} ms"
         )
-    summary["backlog: slowest time to all Running (s)"] = max(f["time"] for f in backlogs)
-    summary[f"backlog: share of ceiling, median of {len(shares)}"] = statistics.median(shares)
-    return {**summary, **out}
+    return shares
 
 
 async def _create_pods(kube: Kube, pods: int, prefix: str) -> set[str]:
@@ -378,6 +405,72 @@ async def _backlog(
                 "node ms": 1000 * (cpu1[1] - cpu0[1]) / len(names),
             },
         )
+
+
+async def _bare(
+    kube: Kube,
+    node_kube: ConfirmingKube,
+    pods: int,
+    workers: int,
+    server: psutil.Process,
+    me: psutil.Process,
+    prefix: str,
+) -> dict[str, float]:
+    """The least any node does for a backlog, with no controller and no backend: list the
+    node's pods, watch them (lines decoded as the node decodes them), and PATCH each listed pod
+    once with the Running status computed from it (the ceiling's body). Timed as the backlog:
+    from the list until every pod is confirmed Running. Its pods are deleted afterwards."""
+    names = await _create_pods(kube, pods, prefix)
+    selector = {"fieldSelector": f"spec.nodeName={NODE}"}
+    t0 = time.perf_counter()
+    cpu0 = _cpu(server), _cpu(me)
+    doc = await node_kube.get(path_of("pods"), query=selector)
+    specs = {(p["metadata"]["namespace"], p["metadata"]["name"]): p["spec"] for p in doc["items"]}
+    query = {
+        **selector,
+        "resourceVersion": doc["metadata"]["resourceVersion"],
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "3600",
+    }
+
+    async def watch(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        decode = SpecReuse(specs.get)
+        async with node_kube.watch(path_of("pods"), query, decode=decode) as events:
+            task_status.started()
+            async for _ in events:
+                pass
+
+    async def patch(i: int) -> None:
+        pod = doc["items"][i]
+        meta = pod["metadata"]
+        number = int(meta["name"].rsplit("-", 1)[1])
+        body = {
+            "metadata": {"uid": meta["uid"]},
+            "status": status_patch(pod.get("status") or {}, _running_status(number)),
+        }
+        await node_kube.patch_status(
+            path_of("pods", meta["name"], namespace=meta["namespace"], subresource="status"),
+            body,
+            decode=False,
+        )
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(watch)
+        await _parallel(len(doc["items"]), workers, patch)
+        with anyio.fail_after(BACKLOG_TIMEOUT):
+            await node_kube.first.wait_running(names)
+        elapsed = time.perf_counter() - t0
+        cpu1 = _cpu(server), _cpu(me)
+        tg.cancel_scope.cancel()
+    node_kube.first.running.clear()
+    await _check_running(kube, names)
+    await _delete_pods(kube, NODE)
+    return {
+        "time": elapsed,
+        "pods/s": pods / elapsed,
+        "server ms": 1000 * (cpu1[0] - cpu0[0]) / pods,
+        "node ms": 1000 * (cpu1[1] - cpu0[1]) / pods,
+    }
 
 
 async def _delete_pods(kube: Kube, node: str) -> None:
