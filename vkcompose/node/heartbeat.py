@@ -139,7 +139,15 @@ class _NodeState:
     name: str
     uid: str = ""
     conditions: list[JSON] = attrs.field(factory=list)
+    """The Node's conditions as the server last showed them (our writes and others')."""
+    rv: int = -1
+    """The resourceVersion :attr:`conditions` were read at."""
     registered: bool = False
+    backend: JSON = attrs.field(factory=dict)
+    """The backend's last node status (kept while its status call fails)."""
+    sent: dict[str, frozenset[str]] = attrs.field(factory=dict)
+    """Keys of ``capacity``/``allocatable`` last written, and (``conditions``) the condition
+    types the backend added: what it stops reporting is deleted from the Node."""
 
 
 class NodeController:
@@ -162,6 +170,8 @@ class NodeController:
         self.node_names = list(node_names or node.node_names())
         self._nodes = {n: _NodeState(n) for n in self.node_names}
         self._limiter = anyio.CapacityLimiter(concurrency)
+        # renewals have their own pool: slow status reports never hold a lease back
+        self._lease_limiter = anyio.CapacityLimiter(concurrency)
         self.healthy = True
         self.health_message = ""
         self.stats = HeartbeatStats()
@@ -204,7 +214,7 @@ class NodeController:
         if kind == "lease":
             interval = self.node.lease_renew_seconds
             try:
-                async with self._limiter:
+                async with self._lease_limiter:
                     await self._renew(name, due)
             finally:
                 # fixed rate: the next renewal is due one interval after this one was due
@@ -228,7 +238,13 @@ class NodeController:
     # -- node watch ----------------------------------------------------------------------------
 
     def _on_node_list(self, items: list[JSON]) -> None:
-        present = {(i.get("metadata") or {}).get("name") for i in items}
+        present = set()
+        for item in items:
+            name = (item.get("metadata") or {}).get("name")
+            present.add(name)
+            state = self._nodes.get(name or "")
+            if state is not None:
+                self._observe(state, item)
         for name, state in self._nodes.items():
             if state.registered and name not in present:
                 self._request_ensure(name)
@@ -238,11 +254,30 @@ class NodeController:
         state = self._nodes.get(name)
         if state is None:
             return
-        if etype == "DELETED" and state.registered:
+        if etype != "DELETED":
+            self._observe(state, obj)
+        elif state.registered:
             uid = (obj.get("metadata") or {}).get("uid", "")
             if not uid or uid == state.uid:
                 log.warning("node %s was deleted: registering it again", name)
                 self._request_ensure(name)
+
+    @staticmethod
+    def _observe(state: _NodeState, obj: JSON) -> None:
+        """Take the conditions of a newer server copy of our Node (a write's answer, a watch
+        event): a condition someone else changed (the node lifecycle controller's Ready=Unknown)
+        then counts as a transition when we report ours again."""
+        meta = obj.get("metadata") or {}
+        if state.uid and meta.get("uid") != state.uid:
+            return
+        try:
+            rv = int(meta.get("resourceVersion") or "")
+        except ValueError:
+            rv = state.rv  # an opaque version: the newest copy seen is the one to use
+        if rv < state.rv:
+            return
+        state.rv = rv
+        state.conditions = list((obj.get("status") or {}).get("conditions") or [])
 
     def _request_ensure(self, name: str) -> None:
         if name in self._ensuring:
@@ -258,11 +293,14 @@ class NodeController:
         try:
             obj = await register_node(self.kube, self.node, name)
             self.stats.registrations += 1
-            state.uid = (obj.get("metadata") or {}).get("uid", "")
-            state.conditions = list((obj.get("status") or {}).get("conditions") or [])
+            uid = (obj.get("metadata") or {}).get("uid", "")
+            if uid != state.uid:
+                state.uid, state.rv = uid, -1
+            self._observe(state, obj)
             state.registered = True
-            await self._report(name)
+            # the Lease first: a slow backend status call must not hold the heartbeat back
             await self._ensure_lease(name)
+            await self._report(name)
         except Exception as exc:
             self.stats.failures += 1
             log.warning("registering node %s failed: %s; retrying", name, exc)
@@ -339,40 +377,60 @@ class NodeController:
         if lateness > self.node.lease_renew_seconds:
             self.stats.late_renewals += 1
 
-    async def _backend_node_status(self, name: str) -> JSON:
+    async def _backend_node_status(self, state: _NodeState) -> JSON:
+        """The backend's node status, bounded by the ping's timeout; on failure the last one
+        it gave (capacity does not come and go with a flaky call; Ready comes from the ping)."""
         if not self.pipeline.supports(ops.GetNodeStatus):
             return {}
         try:
-            result: JSON = await self.pipeline(ops.GetNodeStatus(node=self.node.node_info(name)))
-            return result or {}
+            with anyio.fail_after(self._call_timeout()):
+                op = ops.GetNodeStatus(node=self.node.node_info(state.name))
+                result: JSON = await self.pipeline(op)
         except Unsupported:
             return {}
         except Exception as exc:
-            log.warning("node status of %s from the backend failed: %s", name, exc)
-            return {}
+            message = "no answer in time" if isinstance(exc, TimeoutError) else exc
+            log.warning("node status of %s from the backend failed: %s", state.name, message)
+            return state.backend
+        state.backend = result or {}
+        return state.backend
+
+    def _call_timeout(self) -> float:
+        return max(1.0, self.node.ping_seconds)
 
     async def _report(self, name: str) -> None:
         """Write node ``name``'s status (conditions from health + backend, capacity …)."""
         state = self._nodes[name]
         if not state.registered:
             return
-        backend = await self._backend_node_status(name)
+        backend = await self._backend_node_status(state)
         now = rfc3339()
+        backend_conditions = [c for c in backend.get("conditions") or [] if c.get("type")]
         conds = node_conditions(
             healthy=self.healthy,
             message=self.health_message,
-            backend=backend.get("conditions") or [],
+            backend=backend_conditions,
             previous=state.conditions,
             now=now,
         )
         status = node_status_static(self.node, name)
+        sent: dict[str, frozenset[str]] = {}
         for field in ("capacity", "allocatable"):
-            if backend.get(field):
-                status[field] = {**status[field], **backend[field]}
+            values: dict[str, Any] = {**status[field], **(backend.get(field) or {})}
+            sent[field] = frozenset(values)
+            # what we advertised before and no longer do is deleted (null in a merge patch)
+            values.update(dict.fromkeys(state.sent.get(field, frozenset()) - sent[field]))
+            status[field] = values
+        added = frozenset(str(c["type"]) for c in backend_conditions) - set(OUR_CONDITIONS)
+        sent["conditions"] = added
+        dropped = state.sent.get("conditions", frozenset()) - added
         if self.kube.strategic_status_patch:
-            status["conditions"] = conds
+            deletes = [{"type": t, "$patch": "delete"} for t in sorted(dropped)]
+            status["conditions"] = conds + deletes
         else:
-            others = [c for c in state.conditions if c.get("type") not in OUR_CONDITIONS]
+            # a merge patch replaces the list: send the others' conditions back as they are
+            ours = {c["type"] for c in conds} | dropped
+            others = [c for c in state.conditions if c.get("type") not in ours]
             status["conditions"] = conds + others
         try:
             updated = await self.kube.patch_status(
@@ -385,9 +443,18 @@ class NodeController:
             self.stats.failures += 1
             log.warning("writing the status of node %s failed: %s", name, exc)
             return
+        except Exception as exc:
+            # the API server is unreachable or slow: the next report tries again (as the
+            # kubelet's status loop does); the lease tells the cluster meanwhile
+            self.stats.failures += 1
+            log.warning(
+                "writing the status of node %s failed: %s", name, str(exc) or type(exc).__name__
+            )
+            return
         self.stats.status_updates += 1
+        state.sent = sent
         if isinstance(updated, dict):
-            state.conditions = list((updated.get("status") or {}).get("conditions") or conds)
+            self._observe(state, updated)
 
     # -- health --------------------------------------------------------------------------------
 
@@ -395,7 +462,7 @@ class NodeController:
         """Ping the backend once; on a change, report every node's status at once."""
         healthy, message = True, ""
         try:
-            with anyio.fail_after(max(1.0, self.node.ping_seconds)):
+            with anyio.fail_after(self._call_timeout()):
                 await self.pipeline(ops.Ping())
         except Unsupported:
             pass

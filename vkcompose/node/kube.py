@@ -458,17 +458,17 @@ async def connect(
 
 def _without_directives(value: Any) -> Any:
     """``value`` without strategic-merge ``$patch`` list items (a merge patch replaces lists
-    whole, which is what those directives asked for).
+    whole, which is what a ``replace`` asked for; an item to ``delete`` is simply not sent).
 
     >>> _without_directives({"podIPs": [{"$patch": "replace"}, {"ip": "10.0.0.2"}]})
     {'podIPs': [{'ip': '10.0.0.2'}]}
+    >>> _without_directives({"conditions": [{"type": "A", "$patch": "delete"}]})
+    {'conditions': []}
     """
     if isinstance(value, dict):
         return {k: _without_directives(v) for k, v in value.items()}
     if isinstance(value, list):
         return [
-            _without_directives(v)
-            for v in value
-            if not (isinstance(v, dict) and set(v) == {"$patch"})
+            _without_directives(v) for v in value if not (isinstance(v, dict) and "$patch" in v)
         ]
     return value
