@@ -74,6 +74,8 @@ class _PodState:
     """The backend finished stopping the pod (or no longer knows it)."""
     delete_started: float | None = None
     delete_deadline: float = 0.0
+    delete_grace: int | None = None
+    """The grace period the backend was last asked to stop the pod with."""
     delete_running: bool = False
     failing: bool = False
     started_event: bool = False
@@ -253,6 +255,8 @@ class PodController:
             unchanged = (
                 _meta(old).get("deletionTimestamp") == _meta(pod).get("deletionTimestamp")
                 and fingerprint == state.api_fingerprint
+                # a readiness gate set by others changes Ready
+                and st.gate_statuses(pod) == st.gate_statuses(old)
             )
             state.api_fingerprint = fingerprint
             if unchanged:
@@ -551,6 +555,15 @@ class PodController:
                 return
             if not await self._create(key, state, api):
                 return
+        elif st.is_terminal(api):
+            # Succeeded or Failed in the API (e.g. a create reported failed that the backend
+            # ran after all): the pod never runs again, so what still runs of it is stopped,
+            # and no status takes it out of its phase (as the kubelet does)
+            if state.delete_started is None and not st.all_containers_terminated(
+                state.backend_status
+            ):
+                self._begin_backend_delete(key, state, api, force=False)
+            return
         else:
             fingerprint = state.api_fingerprint or update_fingerprint(api)
             if fingerprint != state.fingerprint and not await self._update(
@@ -652,8 +665,8 @@ class PodController:
         self.queue.add_after(key, self.backoff.next_delay(key, at_least=delay))
 
     async def _write_status(self, key: PodKey, state: _PodState, api: Pod) -> None:
-        if state.backend_status is None:
-            return
+        if state.backend_status is None or st.is_terminal(api):
+            return  # nothing to write; or the pod ended, and its phase is final
         window = self.node.status_coalesce_seconds
         if (
             window > 0
@@ -733,9 +746,19 @@ class PodController:
         if state.delete_started is None:
             self._begin_backend_delete(key, state, api, force=False)
             return
+        grace = self._grace(api, force=False)
+        if grace is not None and (state.delete_grace is None or grace < state.delete_grace):
+            # a second DELETE shortened the grace period: the kubelet stops the pod again
+            # with the shorter one, and the API object goes when that one has passed
+            state.delete_deadline = min(state.delete_deadline, now + grace)
+            if not state.delete_running:
+                self._begin_backend_delete(key, state, api, force=False, again=True)
+                return
         if state.delete_running:
             if now < state.delete_deadline:
-                return  # the delete task re-queues the pod when it ends
+                # the delete task re-queues the pod when it ends; the deadline, if sooner
+                self._wake_at_deadline(key, state, now)
+                return
         elif not (
             st.all_containers_terminated(state.backend_status) or now >= state.delete_deadline
         ):
@@ -743,8 +766,15 @@ class PodController:
                 await self._check_gone(key, state)
                 if not state.backend_gone:
                     self.queue.add_after(key, min(1.0, max(0.05, state.delete_deadline - now)))
+            else:
+                self._wake_at_deadline(key, state, now)
             return
         await self._delete_api_object(key, state, api)
+
+    def _wake_at_deadline(self, key: PodKey, state: _PodState, now: float) -> None:
+        """Make sure a sync runs once the grace period has passed (the queue keeps only the
+        earliest schedule of a key: one made before, e.g. a status hold, may have been it)."""
+        self.queue.add_after(key, state.delete_deadline - now + 0.001)
 
     async def _check_gone(self, key: PodKey, state: _PodState) -> None:
         if not self.pipeline.supports(ops.GetPodStatus):
@@ -760,15 +790,18 @@ class PodController:
         state.backend_status = (bpod or {}).get("status") or {}
 
     def _begin_backend_delete(
-        self, key: PodKey, state: _PodState, api: Pod | None, *, force: bool
+        self, key: PodKey, state: _PodState, api: Pod | None, *, force: bool, again: bool = False
     ) -> None:
+        """Ask the backend to stop the pod (``again``: with a grace period shortened since)."""
         grace = self._grace(api, force)
         now = time.monotonic()
+        deadline = now + (grace if grace is not None else 30)
+        state.delete_deadline = min(state.delete_deadline, deadline) if again else deadline
         state.delete_started = now
-        state.delete_deadline = now + (grace if grace is not None else 30)
+        state.delete_grace = grace
         state.delete_running = True
         target = api if api is not None and uid_of(api) == state.backend_uid else None
-        if target is not None:
+        if target is not None and not again:
             names = ", ".join(_containers(target))
             self._event(target, NORMAL, "Killing", f"Stopping container {names}")
         if target is None:
@@ -779,7 +812,7 @@ class PodController:
                 "metadata": {"namespace": key[0], "name": key[1], "uid": state.backend_uid},
             }
         if grace is not None:
-            self.queue.add_after(key, grace + 0.001)
+            self.queue.add_after(key, state.delete_deadline - now + 0.001)
         assert self._tg is not None
         self._tg.start_soon(self._run_backend_delete, key, state, target, grace)
 
@@ -806,6 +839,7 @@ class PodController:
             state.backend_uid = None
             state.backend_status = None
             state.delete_started = None
+            state.delete_grace = None
             state.backend_gone = False
         self.queue.add(key)
 

@@ -52,8 +52,10 @@ __all__ = [
     "STANDARD_CONDITIONS",
     "TERMINAL_PHASES",
     "all_containers_terminated",
+    "apply_readiness_gates",
     "desired_status",
     "failure_status",
+    "gate_statuses",
     "is_terminal",
     "merge_conditions",
     "newly_running",
@@ -189,14 +191,65 @@ def _standard_conditions(pod: Pod, status: Mapping[str, Any]) -> list[JSON]:
         _cond("ContainersReady", ready, not_ready_reason),
         _cond("PodScheduled", True),
     ]
-    # readiness gates: Ready also needs every gate condition (set by others) to be True
-    gates = [g.get("conditionType") for g in spec.get("readinessGates") or []]
-    if gates and ready:
-        current = (pod.get("status") or {}).get("conditions") or []
-        have = {c.get("type"): c.get("status") for c in current}
-        if not all(have.get(g) == "True" for g in gates):
-            conds[2] = _cond("Ready", False, "ReadinessGatesNotReady")
-    return conds
+    return apply_readiness_gates(pod, conds)
+
+
+def gate_statuses(pod: Pod) -> tuple[str | None, ...]:
+    """The status of each readiness gate's condition in the pod's API status (``None``: not
+    there); empty for a pod without gates.
+
+    >>> gate_statuses({"spec": {"readinessGates": [{"conditionType": "g"}]},
+    ...                "status": {"conditions": [{"type": "g", "status": "True"}]}})
+    ('True',)
+    """
+    gates = (pod.get("spec") or {}).get("readinessGates")
+    if not gates:
+        return ()
+    have = {
+        c.get("type"): c.get("status") for c in (pod.get("status") or {}).get("conditions") or []
+    }
+    return tuple(have.get(g.get("conditionType")) for g in gates)
+
+
+def apply_readiness_gates(pod: Pod, conditions: list[JSON]) -> list[JSON]:
+    """``conditions`` with ``Ready`` as the kubelet computes it for a pod with readiness gates:
+    ``ContainersReady`` and every gate's condition (set by others in the API) True.
+
+    >>> pod = {"spec": {"readinessGates": [{"conditionType": "g"}]}}
+    >>> [c for c in apply_readiness_gates(pod, [{"type": "ContainersReady", "status": "True"},
+    ...     {"type": "Ready", "status": "True"}]) if c["type"] == "Ready"][0]["reason"]
+    'ReadinessGatesNotReady'
+    """
+    gates = [
+        g.get("conditionType", "") for g in (pod.get("spec") or {}).get("readinessGates") or []
+    ]
+    if not gates:
+        return conditions
+    by_type = {c.get("type"): c for c in conditions}
+    containers = by_type.get("ContainersReady") or by_type.get("Ready") or {}
+    if containers.get("status") != "True":
+        return conditions  # not ready for the containers' sake: that reason stays
+    have = {
+        c.get("type"): c.get("status") for c in (pod.get("status") or {}).get("conditions") or []
+    }
+    ready: JSON = {"type": "Ready", "status": "True"}
+    for gate in gates:
+        if have.get(gate) is None:
+            message = f'corresponding condition of pod readiness gate "{gate}" does not exist.'
+        elif have[gate] != "True":
+            message = f'the status of pod readiness gate "{gate}" is not "True", but {have[gate]}'
+        else:
+            continue
+        ready = {
+            "type": "Ready",
+            "status": "False",
+            "reason": "ReadinessGatesNotReady",
+            "message": message,
+        }
+        break
+    out = [c for c in conditions if c.get("type") != "Ready"]
+    out.append(ready)
+    return out
 
 
 def desired_status(
@@ -227,8 +280,7 @@ def desired_status(
         out["podIPs"] = [{"ip": out["podIP"]}]
     out["startTime"] = current.get("startTime") or backend_status.get("startTime") or now
     ours = backend_status.get("conditions")
-    if not ours:
-        ours = _standard_conditions(pod, out)
+    ours = apply_readiness_gates(pod, ours) if ours else _standard_conditions(pod, out)
     out["conditions"] = merge_conditions(current.get("conditions") or [], ours, now)
     return out
 

@@ -1,0 +1,205 @@
+"""Pod lifecycle edge cases the kubelet defines: a shortened grace period, a grace period
+that outlives another timer, a pod whose API phase is final, readiness gates set by others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from nodekit import FAST, create_pod, eventually, get_pod, make_pod, phase
+
+from vkcompose import ops
+from vkcompose.backends.memory import MemoryBackend
+from vkcompose.backends.process import ProcessBackend
+from vkcompose.errors import NotFound, TemporaryError
+from vkcompose.node.kube import Kube, path_of
+from vkcompose.node.runtime import virtual_node
+from vkcompose.node.settings import VirtualNode
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_shortened_grace_period_is_honoured(
+    start: Any, kube: Kube, backend: MemoryBackend
+) -> None:
+    """A second DELETE with a shorter grace period shortens the wait (kubelet, VK)."""
+    await start()
+    await create_pod(
+        kube, make_pod("slow", grace=30, annotations={"sim.vkcompose.io/stop-delay": "600"})
+    )
+
+    async def running() -> bool:
+        return await phase(kube, "slow") == "Running"
+
+    await eventually(running)
+    path = path_of("pods", "slow", namespace="default")
+    await kube.delete(path)  # grace 30
+    await anyio.sleep(0.3)  # the node saw it and told the backend to stop
+    await kube.delete(path, options={"gracePeriodSeconds": 1})  # shortened to 1s
+    pod = await get_pod(kube, "slow")
+    assert pod is not None and pod["metadata"]["deletionGracePeriodSeconds"] == 1
+
+    async def absent() -> bool:
+        return await get_pod(kube, "slow") is None
+
+    # the new grace period (1s) has passed long before this limit; the old one (30s) has not
+    await eventually(absent, limit=6.0)
+
+
+async def test_a_failed_pod_never_leaves_the_failed_phase(
+    start: Any, kube: Kube, backend: MemoryBackend
+) -> None:
+    """restartPolicy Never and a create reported failed although the backend ran the pod: the
+    node writes phase Failed (ProviderFailed). The next node adopts the running pod; it must
+    not write the backend's Running over Failed (the kubelet never moves a pod out of a
+    terminal phase), and it stops what still runs."""
+
+    async def fails_after(op: Any, call_next: Any) -> Any:
+        result = await call_next(op)
+        if isinstance(op, ops.CreatePod):
+            raise TemporaryError("timed out waiting for the backend")
+        return result
+
+    node = VirtualNode(name="vk-test", backend=backend, middlewares=[fails_after], **FAST)
+    async with virtual_node(node, kube=kube):
+        await create_pod(kube, make_pod("job", restart_policy="Never"))
+
+        async def failed() -> bool:
+            return await phase(kube, "job") == "Failed"
+
+        await eventually(failed)
+    assert (await backend.get_pod_status("default", "job"))["status"]["phase"] == "Running"
+
+    await start()  # the node restarts (no failing middleware now)
+    await anyio.sleep(1.5)  # startup reconciliation + a resync
+    pod = await get_pod(kube, "job")
+    assert pod is not None
+    assert pod["status"]["phase"] == "Failed", pod["status"]
+
+    async def stopped() -> bool:
+        # what still ran of the Failed pod is stopped, as the kubelet stops it
+        try:
+            status = (await backend.get_pod_status("default", "job"))["status"]
+        except NotFound:
+            return True
+        return status["phase"] in ("Succeeded", "Failed") or any(
+            "terminated" in (c.get("state") or {}) for c in status.get("containerStatuses") or []
+        )
+
+    await eventually(stopped)
+
+
+async def test_process_backend_learns_a_readiness_gate_turning_true(
+    start: Any, kube: Kube, tmp_path: Any
+) -> None:
+    """A readiness gate turned True by another component in the API makes the pod Ready (the
+    kubelet computes Ready from ContainersReady and the gates), whatever the backend knows."""
+    backend = ProcessBackend(tmp_path / "pods", isolation="none", probe_time_scale=0.05)
+    try:
+        await start(backend=backend, resync_seconds=3600)  # the gate's change brings a sync
+        pod = make_pod(
+            "gated",
+            readinessGates=[{"conditionType": "example.com/Gate"}],
+            automountServiceAccountToken=False,
+        )
+        pod["spec"]["containers"][0]["command"] = ["sh", "-c", "sleep 300"]
+        await create_pod(kube, pod)
+
+        async def conds() -> dict[str, str]:
+            p = await get_pod(kube, "gated")
+            return {
+                c["type"]: c["status"]
+                for c in ((p or {}).get("status") or {}).get("conditions") or []
+            }
+
+        async def containers_ready() -> bool:
+            return (await conds()).get("ContainersReady") == "True"
+
+        try:
+            await eventually(containers_ready, limit=10.0)
+        except TimeoutError:
+            raise AssertionError(str((await get_pod(kube, "gated") or {}).get("status"))) from None
+        assert (await conds()).get("Ready") == "False"
+        await kube.patch_status(
+            path_of("pods", "gated", namespace="default", subresource="status"),
+            {"status": {"conditions": [{"type": "example.com/Gate", "status": "True"}]}},
+        )
+
+        async def ready() -> bool:
+            return (await conds()).get("Ready") == "True"
+
+        try:
+            await eventually(ready, limit=4.0)
+        except TimeoutError:
+            raise AssertionError(await conds()) from None
+    finally:
+        with anyio.move_on_after(10, shield=True):
+            await backend.aclose(stop_pods=True, grace=0)
+
+
+async def test_grace_deadline_survives_an_earlier_pending_timer(
+    start: Any, kube: Kube, backend: MemoryBackend
+) -> None:
+    """A pod deleted within status_coalesce_seconds of its create: the "still starting" hold
+    timer is pending, and the queue keeps only a key's earliest schedule; the grace period's
+    end must still bring a sync (not only the next resync)."""
+    await start(resync_seconds=3600)  # status_coalesce_seconds: the default 0.25 s
+    await create_pod(
+        kube,
+        make_pod(
+            "quick",
+            grace=1,
+            annotations={
+                "sim.vkcompose.io/start-delay": "30",
+                "sim.vkcompose.io/stop-delay": "600",
+            },
+        ),
+    )
+
+    async def known() -> bool:
+        p = await get_pod(kube, "quick")
+        return p is not None and backend.creates >= 1
+
+    await eventually(known, interval=0.005)
+    await kube.delete(path_of("pods", "quick", namespace="default"))  # grace 1 s
+
+    async def absent() -> bool:
+        return await get_pod(kube, "quick") is None
+
+    await eventually(absent, limit=5.0)
+
+
+async def test_a_gated_pod_of_the_simulated_backend_is_ready_once_its_gate_is(
+    start: Any, kube: Kube
+) -> None:
+    await start(resync_seconds=3600)  # the gate's change brings a sync
+    await create_pod(kube, make_pod("gated", readinessGates=[{"conditionType": "example.com/G"}]))
+
+    async def ready() -> dict[str, Any] | None:
+        p = await get_pod(kube, "gated")
+        conds = ((p or {}).get("status") or {}).get("conditions") or []
+        return next((c for c in conds if c["type"] == "Ready"), None)
+
+    async def held_back() -> bool:
+        c = await ready()
+        return c is not None and c["status"] == "False"
+
+    await eventually(held_back)
+    assert await phase(kube, "gated") == "Running"
+    c = await ready()
+    assert c is not None and c["reason"] == "ReadinessGatesNotReady"
+    assert (
+        c["message"]
+        == 'corresponding condition of pod readiness gate "example.com/G" does not exist.'
+    )
+    await kube.patch_status(
+        path_of("pods", "gated", namespace="default", subresource="status"),
+        {"status": {"conditions": [{"type": "example.com/G", "status": "True"}]}},
+    )
+
+    async def is_ready() -> bool:
+        c = await ready()
+        return c is not None and c["status"] == "True"
+
+    await eventually(is_ready, limit=5.0)
