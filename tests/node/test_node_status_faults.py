@@ -156,3 +156,14 @@ async def test_a_hanging_status_call_holds_back_neither_leases_nor_not_ready(kub
                 return ready is not None and ready["status"] == "False"
 
             await eventually(not_ready)
+
+
+async def test_a_relist_showing_someone_elses_node_registers_ours_again(kube: Kube) -> None:
+    """A Node deleted and created again while the node watch was down shows up only in the
+    relist, with another uid: the node registers over it (and its Lease follows)."""
+    async with MemoryBackend() as backend:
+        node = VirtualNode(name="vk-test", backend=backend, **FAST)
+        async with virtual_node(node, kube=kube) as rt:
+            before = rt.nodes.stats.registrations
+            rt.nodes._on_node_list([{"metadata": {"name": "vk-test", "uid": "someone-elses"}}])
+            await eventually(lambda: rt.nodes.stats.registrations > before)

@@ -203,3 +203,32 @@ async def test_a_gated_pod_of_the_simulated_backend_is_ready_once_its_gate_is(
         return c is not None and c["status"] == "True"
 
     await eventually(is_ready, limit=5.0)
+
+
+class NotifyOnlyBackend(MemoryBackend):
+    """Tells every change, but cannot be asked for a pod's status."""
+
+    get_pod_status = None  # type: ignore[assignment]
+
+
+async def test_deletion_waits_for_a_backend_that_only_notifies(start: Any, kube: Kube) -> None:
+    async with NotifyOnlyBackend() as backend:
+        await start(backend=backend)
+        await create_pod(
+            kube, make_pod("stops", grace=30, annotations={"sim.vkcompose.io/stop-delay": "2"})
+        )
+
+        async def running() -> bool:
+            return await phase(kube, "stops") == "Running"
+
+        await eventually(running)
+        await kube.delete(path_of("pods", "stops", namespace="default"))
+        await anyio.sleep(0.5)
+        # its DeletePod has answered, but it has not told that the pod stopped
+        pod = await get_pod(kube, "stops")
+        assert pod is not None and pod["metadata"].get("deletionTimestamp")
+
+        async def gone() -> bool:
+            return await get_pod(kube, "stops") is None
+
+        await eventually(gone)  # once it tells the pod has stopped

@@ -238,15 +238,16 @@ class NodeController:
     # -- node watch ----------------------------------------------------------------------------
 
     def _on_node_list(self, items: list[JSON]) -> None:
-        present = set()
+        present = {}
         for item in items:
-            name = (item.get("metadata") or {}).get("name")
-            present.add(name)
-            state = self._nodes.get(name or "")
+            meta = item.get("metadata") or {}
+            present[meta.get("name")] = meta.get("uid")
+            state = self._nodes.get(meta.get("name") or "")
             if state is not None:
                 self._observe(state, item)
         for name, state in self._nodes.items():
-            if state.registered and name not in present:
+            # gone, or deleted and created again by someone else while the watch was down
+            if state.registered and (name not in present or present[name] != state.uid):
                 self._request_ensure(name)
 
     def _on_node_event(self, etype: str, obj: JSON) -> None:
@@ -254,7 +255,14 @@ class NodeController:
         state = self._nodes.get(name)
         if state is None:
             return
-        if etype != "DELETED":
+        if (
+            etype == "ADDED"
+            and state.registered
+            and (obj.get("metadata") or {}).get("uid") not in ("", None, state.uid)
+        ):
+            # someone created the Node again: register over theirs (the Lease follows its uid)
+            self._request_ensure(name)
+        elif etype != "DELETED":
             self._observe(state, obj)
         elif state.registered:
             uid = (obj.get("metadata") or {}).get("uid", "")

@@ -778,7 +778,10 @@ class PodController:
 
     async def _check_gone(self, key: PodKey, state: _PodState) -> None:
         if not self.pipeline.supports(ops.GetPodStatus):
-            state.backend_gone = True
+            # nothing to ask: a backend that notifies tells when the pod has stopped; for one
+            # that does not, its DeletePod answer is all there is to go by
+            if not self._notify:
+                state.backend_gone = True
             return
         try:
             bpod = await self.pipeline(ops.GetPodStatus(namespace=key[0], name=key[1]))
