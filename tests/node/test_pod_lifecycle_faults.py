@@ -232,3 +232,43 @@ async def test_deletion_waits_for_a_backend_that_only_notifies(start: Any, kube:
             return await get_pod(kube, "stops") is None
 
         await eventually(gone)  # once it tells the pod has stopped
+
+
+async def test_a_run_once_pod_the_backend_lost_is_failed_not_run_again(
+    kube: Kube, backend: MemoryBackend
+) -> None:
+    """A node restarts on a backend that kept nothing: a started ``restartPolicy: Never`` pod
+    is reported Failed with its container terminated, status unknown (exit 137), as the
+    kubelet does; an ``Always`` pod is started again."""
+    node = VirtualNode(name="vk-test", backend=backend, **FAST)
+    async with virtual_node(node, kube=kube):
+        await create_pod(kube, make_pod("once", restart_policy="Never"))
+        await create_pod(kube, make_pod("always"))
+
+        async def both_running() -> bool:
+            return await phase(kube, "once") == "Running" == await phase(kube, "always")
+
+        await eventually(both_running)
+    async with MemoryBackend() as empty:
+        fresh = VirtualNode(name="vk-test", backend=empty, **FAST)
+        async with virtual_node(fresh, kube=kube):
+
+            async def once_failed() -> bool:
+                return await phase(kube, "once") == "Failed"
+
+            await eventually(once_failed)
+            await eventually(lambda: empty.creates == 1)
+            pod = await get_pod(kube, "once")
+            assert pod is not None
+            terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+            assert terminated["exitCode"] == 137
+            assert terminated["reason"] == "ContainerStatusUnknown"
+
+            async def always_running() -> bool:
+                return await phase(kube, "always") == "Running"
+
+            await eventually(always_running)
+            await anyio.sleep(1.2)  # nor does a resync (every second) create it
+            assert empty.creates == 1
+            with pytest.raises(NotFound):
+                await empty.get_pod_status("default", "once")

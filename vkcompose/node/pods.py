@@ -553,6 +553,15 @@ class PodController:
         if state.backend_uid is None:
             if st.is_terminal(api):
                 return
+            if st.ran_once(api):
+                # a run-once pod that started and that the backend no longer has (lost, or
+                # a node restart on a backend that keeps nothing) never runs twice: the
+                # kubelet reports its containers terminated with status unknown
+                log.warning("run-once pod %s/%s is not in the backend: Failed", *key)
+                await self._patch_status(
+                    key, state, api, st.lost_run_once_status(api, now=rfc3339())
+                )
+                return
             if not await self._create(key, state, api):
                 return
         elif st.is_terminal(api):

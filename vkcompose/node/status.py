@@ -57,8 +57,10 @@ __all__ = [
     "failure_status",
     "gate_statuses",
     "is_terminal",
+    "lost_run_once_status",
     "merge_conditions",
     "newly_running",
+    "ran_once",
     "status_patch",
     "still_starting",
 ]
@@ -342,6 +344,65 @@ def failure_status(
             if current.get(field):
                 out[field] = current[field]
     out["conditions"] = merge_conditions(current.get("conditions") or [], conds, now)
+    return out
+
+
+LOST_REASON: Final = "ContainerStatusUnknown"
+LOST_MESSAGE: Final = "The container could not be located when the pod was terminated"
+
+
+def ran_once(pod: Pod) -> bool:
+    """Whether ``pod`` runs once (``restartPolicy: Never``) and a container of it has started,
+    as its API status shows: the kubelet never starts such a pod again.
+
+    >>> ran_once({"spec": {"restartPolicy": "Never"}, "status": {"containerStatuses": [
+    ...     {"name": "a", "state": {"running": {"startedAt": "t"}}}]}})
+    True
+    """
+    if (pod.get("spec") or {}).get("restartPolicy") != "Never":
+        return False
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(
+        "running" in (cs.get("state") or {}) or "terminated" in (cs.get("state") or {})
+        for cs in statuses
+    )
+
+
+def lost_run_once_status(pod: Pod, *, now: str) -> JSON:
+    """Status of a run-once pod whose containers the backend no longer has, as the kubelet
+    writes it: each container not already terminated is terminated with exit code 137 and
+    reason ``ContainerStatusUnknown``; phase ``Failed`` (``Succeeded`` if every container had
+    exited 0 before)."""
+    current = pod.get("status") or {}
+    spec = pod.get("spec") or {}
+    known = {cs.get("name"): cs for cs in current.get("containerStatuses") or []}
+    statuses = []
+    for name in _names(spec, "containers"):
+        cs = dict(known.get(name) or {"name": name, "image": _image(spec, "containers", name)})
+        cs.setdefault("imageID", "")
+        cs.setdefault("restartCount", 0)
+        state = cs.get("state") or {}
+        if "terminated" not in state:
+            started = (state.get("running") or {}).get("startedAt")
+            terminated: JSON = {
+                "exitCode": 137,
+                "reason": LOST_REASON,
+                "message": LOST_MESSAGE,
+                "finishedAt": now,
+            }
+            if started:
+                terminated["startedAt"] = started
+            cs["state"] = {"terminated": terminated}
+        cs["ready"] = False
+        cs["started"] = False
+        statuses.append(cs)
+    clean = all(cs["state"]["terminated"].get("exitCode") == 0 for cs in statuses)
+    out: JSON = {k: v for k, v in current.items() if k not in ("conditions", "containerStatuses")}
+    out["phase"] = "Succeeded" if clean else "Failed"
+    out["containerStatuses"] = statuses
+    out["conditions"] = merge_conditions(
+        current.get("conditions") or [], _standard_conditions(pod, out), now
+    )
     return out
 
 
