@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import traceback
 from typing import Any
@@ -211,6 +212,20 @@ def test_redact_exception_groups_and_unrebuildable_types() -> None:
     clean = redact_exception(group, registry)
     assert isinstance(clean, ExceptionGroup)
     assert SECRET not in "".join(traceback.format_exception(clean))
+
+
+@pytest.mark.parametrize("secret", ["hunter2\n", "tab\there", "back\\slash", 'it\'s "both"'])
+def test_a_secret_shown_escaped_is_redacted(secret: str) -> None:
+    """Exceptions show arguments with repr (an OSError's filename, a KeyError), JSON bodies
+    escape them: a value with a newline, a tab, a backslash or quotes is hidden there too."""
+    registry = SecretRegistry([secret])
+    clean = redact_exception(FileNotFoundError(2, "No such file or directory", secret), registry)
+    shown = "".join(traceback.format_exception(clean)) + str(clean) + repr(clean)
+    assert REDACTED in shown
+    assert secret not in shown and repr(secret)[1:-1] not in shown
+    body = json.dumps({"value": secret})
+    assert registry.redact_text(body) == json.dumps({"value": REDACTED})
+    assert registry.redact_text(repr(KeyError(secret))) == repr(KeyError(REDACTED))
 
 
 def test_registry_handles_bytes_base64_and_discard() -> None:

@@ -285,7 +285,8 @@ def test_downward_api_escaping_single_fields_and_unsupported_paths() -> None:
         "name": "info",
         "downwardAPI": {"items": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]},
     }
-    with pytest.raises(InvalidInput, match=r"unsupported fieldPath: status\.podIP"):
+    # the API server rejects such a pod; one that gets here fails its SetUp, as the kubelet's
+    with pytest.raises(VolumeMountError, match=r"unsupported fieldPath: status\.podIP"):
         plan_volume(pod, bad, SourceSnapshot())
 
 
@@ -749,6 +750,45 @@ async def test_token_cache_key_and_forget() -> None:
     assert await cache.get(pod, "other", 100) != first
     cache.forget("u-1")
     assert await cache.get(pod, "aud", 100) != first
+
+
+@pytest.mark.anyio
+async def test_a_long_lived_token_is_renewed_after_a_day() -> None:
+    """The kubelet renews a token at 80 % of its lifetime or after 24 hours, whichever is
+    first: a week-long token is not kept for five and a half days."""
+    clock = FakeClock()
+    cache = TokenCache(FakeTokens(), clock=clock.time)
+    pod = make_pod([])
+    week = 7 * 24 * 3600
+    first = await cache.get(pod, "aud", week)
+    assert cache.next_refresh() == 24 * 3600
+    clock.advance(24 * 3600 - 1)
+    assert await cache.get(pod, "aud", week) == first
+    clock.advance(1)
+    assert await cache.get(pod, "aud", week) != first
+    hour = 3600
+    await cache.get(pod, "short", hour)
+    assert cache.next_refresh() == 24 * 3600 + 0.8 * hour  # a short-lived one: 80 %
+
+
+@pytest.mark.anyio
+async def test_a_downward_volume_naming_an_unknown_container_is_a_failed_mount(
+    tmp_path: Path,
+) -> None:
+    """The API server accepts any containerName in a downwardAPI volume item; the kubelet
+    fails the volume's SetUp (FailedMount, retried), not the pod."""
+    events = RecordingEvents()
+    volumes = Volumes(tmp_path, StaticSources(), events=events, chown=False)
+    item = {"path": "cpu", "resourceFieldRef": {"containerName": "typo", "resource": "limits.cpu"}}
+    pod = make_pod([{"name": "info", "downwardAPI": {"items": [item]}}])
+    with pytest.raises(VolumeMountError) as info:
+        await volumes.materialize(pod)
+    assert info.value.message == (
+        'MountVolume.SetUp failed for volume "info" : container typo not found'
+    )
+    assert [(e.type, e.reason, e.message) for e in events.events] == [
+        ("Warning", "FailedMount", info.value.message)
+    ]
 
 
 @pytest.mark.anyio

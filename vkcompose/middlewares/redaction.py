@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import copy
+import json
 import logging
 import re
 import time
@@ -63,6 +64,18 @@ REDACTED = "[REDACTED]"
 """What a secret value is replaced with."""
 
 T = TypeVar("T")
+
+
+def _forms(value: str) -> set[str]:
+    """``value`` as it may appear in text: itself, and escaped as ``repr`` (how many exceptions
+    show their arguments) and JSON write it (a value with a newline, a tab or a backslash).
+
+    >>> sorted(_forms("pw\\n"))
+    ['pw\\n', 'pw\\\\n']
+    """
+    forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
+    forms.discard("")
+    return forms
 
 
 class SecretRegistry:
@@ -94,7 +107,7 @@ class SecretRegistry:
             raw = value.encode()
         if not value:
             return
-        new = {value}
+        new = _forms(value)
         if self.with_base64:
             new.add(base64.b64encode(raw).decode())
         if not new <= self._values:
@@ -110,7 +123,7 @@ class SecretRegistry:
 
     def discard(self, value: str) -> None:
         """Forget a value (and its base64 form)."""
-        gone = {value, base64.b64encode(value.encode()).decode()}
+        gone = _forms(value) | {base64.b64encode(value.encode()).decode()}
         self._complete.clear()  # (rare) a removed form may belong to another value too
         if self._values & gone:
             self._values -= gone

@@ -316,9 +316,8 @@ def _downward_payload(
             else:
                 raise InvalidInput(f"item {path!r} has neither fieldRef nor resourceFieldRef")
         except InvalidInput as exc:
-            raise InvalidInput(
-                f'MountVolume.SetUp failed for volume "{volume}" : {exc.message}'
-            ) from None
+            # the kubelet's downwardAPI volume fails its SetUp (FailedMount) and retries
+            raise VolumeMountError(volume, exc.message) from None
         payload[path] = FileSpec(value.encode(), mode)
     return payload
 

@@ -20,6 +20,8 @@ from vkcompose.errors import TemporaryError
 from vkcompose.podspec import Pod
 
 REFRESH_FRACTION = 0.8
+MAX_TOKEN_AGE = 24 * 3600
+"""Seconds: a token is renewed once this old, however long it lives (as the kubelet does)."""
 """Renew a token once this fraction of its lifetime has passed (kubelet: within 20 % of expiry)."""
 
 
@@ -118,8 +120,11 @@ class _Issued:
     issued_at: float
     lifetime: int
 
+    def refresh_at(self) -> float:
+        return self.issued_at + min(REFRESH_FRACTION * self.lifetime, MAX_TOKEN_AGE)
+
     def stale(self, now: float) -> bool:
-        return now - self.issued_at >= REFRESH_FRACTION * self.lifetime
+        return now >= self.refresh_at()
 
 
 TokenKey = tuple[str, str, str, int, str]
@@ -129,8 +134,9 @@ TokenKey = tuple[str, str, str, int, str]
 class TokenCache:
     """Tokens issued per (namespace, service account, audience, lifetime, pod uid).
 
-    :meth:`get` returns the cached token until 80 % of its lifetime has passed, then asks the
-    source again. ``clock`` is a monotonic time function (seconds).
+    :meth:`get` returns the cached token until 80 % of its lifetime or 24 hours have passed,
+    whichever comes first (the kubelet's rule), then asks the source again.
+    ``clock`` is a monotonic time function (seconds).
     """
 
     def __init__(self, source: TokenSource, *, clock: Callable[[], float] = time.monotonic):
@@ -160,8 +166,7 @@ class TokenCache:
 
     def next_refresh(self) -> float | None:
         """The clock time at which the earliest cached token becomes stale (``None``: none)."""
-        times = [i.issued_at + REFRESH_FRACTION * i.lifetime for i in self._issued.values()]
-        return min(times, default=None)
+        return min((i.refresh_at() for i in self._issued.values()), default=None)
 
     def forget(self, uid: str) -> None:
         """Drop the tokens of the pod with ``uid``."""
@@ -169,4 +174,4 @@ class TokenCache:
             del self._issued[key]
 
 
-__all__ = ["REFRESH_FRACTION", "KubeTokenSource", "TokenCache", "TokenSource"]
+__all__ = ["MAX_TOKEN_AGE", "REFRESH_FRACTION", "KubeTokenSource", "TokenCache", "TokenSource"]
