@@ -570,9 +570,8 @@ class APIHandler:
                 "meta.k8s.io",
             )
         try:
-            timeout_s = (
-                float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else (_WATCH_DEFAULT_TIMEOUT)
-            )
+            # 0 asks for no timeout of its own, as an absent one does: the server's default
+            timeout_s = float(q.get("timeoutSeconds") or 0) or _WATCH_DEFAULT_TIMEOUT
         except ValueError:
             raise errors.bad_request("timeoutSeconds must be an integer") from None
         table = _wants_table(request)

@@ -58,6 +58,58 @@ _STATUS_WRITES_KEEP_VALIDITY = frozenset({"Pod", "Node"})
 Matcher = Callable[[dict[str, Any]], bool]
 
 
+def _pod_status_update(status: dict[str, Any], old: Any) -> dict[str, Any]:
+    """A pod status as kube-apiserver stores a write of it: ``podIP``/``podIPs`` and
+    ``hostIP``/``hostIPs`` agree (the single field wins, as in the v1 conversion), and an
+    empty ``qosClass`` keeps the old one (``podStatusStrategy.PrepareForUpdate``)."""
+    out = status
+    for one, many in (("podIP", "podIPs"), ("hostIP", "hostIPs")):
+        ip, ips = out.get(one), out.get(many)
+        first = (
+            ips[0].get("ip") if isinstance(ips, list) and ips and isinstance(ips[0], dict) else None
+        )
+        if ip and ip != first:
+            out = {**out, many: [{"ip": ip}]}
+        elif first and not ip:
+            out = {**out, one: first}
+    qos = old.get("qosClass") if isinstance(old, dict) else None
+    if qos and not out.get("qosClass"):
+        out = {**out, "qosClass": qos}
+    return out
+
+
+def _check_container_transitions(rt: Any, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A container that terminated does not run again unless the pod restarts it
+    (kube-apiserver's ``ValidateContainerStateTransition``): with ``restartPolicy: Never``
+    never, with ``OnFailure`` not after exit code 0; 422 otherwise."""
+    policy = (old.get("spec") or {}).get("restartPolicy") or "Always"
+    if policy == "Always":
+        return
+    old_statuses = (old.get("status") or {}).get("containerStatuses") or []
+    if not any("terminated" in ((c or {}).get("state") or {}) for c in old_statuses):
+        return
+    new_statuses = (new.get("status") or {}).get("containerStatuses") or []
+    states = {c.get("name"): (c.get("state") or {}) for c in new_statuses if isinstance(c, dict)}
+    causes = []
+    for i, status in enumerate(old_statuses):
+        terminated = ((status or {}).get("state") or {}).get("terminated")
+        if terminated is None:
+            continue
+        if policy == "OnFailure" and terminated.get("exitCode") != 0:
+            continue
+        state = states.get(status.get("name"))
+        if state is not None and "terminated" not in state:
+            causes.append(
+                {
+                    "reason": "FieldValueForbidden",
+                    "message": "Forbidden: may not be transitioned to non-terminated state",
+                    "field": f"status.containerStatuses[{i}].state",
+                }
+            )
+    if causes:
+        raise errors.invalid(rt.kind, new["metadata"].get("name") or "", causes, rt.group)
+
+
 def rfc3339(t: datetime.datetime) -> str:
     """Kubernetes ``Time`` format (second precision, UTC, ``Z``)."""
     return t.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -350,7 +402,15 @@ class Registry:
             )
         meta["name"] = name
         cur = self._require(rt, namespace, name)
-        return self._write(rt, namespace, cur, body, subresource, meta.get("resourceVersion"))
+        return self._write(
+            rt,
+            namespace,
+            cur,
+            body,
+            subresource,
+            meta.get("resourceVersion"),
+            uid_precondition=True,
+        )
 
     def patch(
         self,
@@ -415,17 +475,47 @@ class Registry:
         new: dict[str, Any],
         subresource: str,
         expected_rv: Any,
+        *,
+        uid_precondition: bool = False,
     ) -> Stored:
+        """Store ``new`` over ``cur``. A uid in ``new`` that is not the stored one fails: as a
+        precondition of a PUT (409), as a change of an immutable field in a PATCH (422), so a
+        write meant for an object deleted and created again never lands on the new one."""
         old = cur.obj
         if expected_rv not in (None, "") and str(expected_rv) != str(cur.rv):
             raise errors.conflict(rt.plural, old["metadata"]["name"], errors.STALE, rt.group)
         meta = new["metadata"]
         old_meta = old["metadata"]
+        uid = meta.get("uid")
+        if uid and uid != old_meta.get("uid"):
+            if uid_precondition:
+                raise errors.conflict(
+                    rt.plural,
+                    old_meta["name"],
+                    f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                    f"{old_meta.get('uid')}",
+                    rt.group,
+                )
+            raise errors.invalid(
+                rt.kind,
+                old_meta["name"],
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f"Invalid value: {orjson.dumps(uid).decode()}: field is "
+                        "immutable",
+                        "field": "metadata.uid",
+                    }
+                ],
+                rt.group,
+            )
         if subresource == "status":
             # stored objects are never mutated: share everything but metadata and status
             result = {**old, "metadata": dict(old_meta)}
             if "status" in new:
                 result["status"] = new["status"]
+                if rt.kind == "Pod" and isinstance(new["status"], dict):
+                    result["status"] = _pod_status_update(new["status"], old.get("status"))
             else:
                 result.pop("status", None)
             new = result
@@ -469,6 +559,8 @@ class Registry:
                 )
         if subresource != "status" or rt.kind not in _STATUS_WRITES_KEEP_VALIDITY:
             self._check_validation(rt, new, old)
+        elif rt.kind == "Pod":
+            _check_container_transitions(rt, new, old)
         if new == old:
             return cur
         new_meta = new["metadata"]

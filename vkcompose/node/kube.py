@@ -83,6 +83,13 @@ class KubeError(Exception):
         return self.status == 409
 
     @property
+    def replaced(self) -> bool:
+        """A write that named the object's uid found another object under its name (the API
+        server rejects the uid as a changed immutable field, 422, or as a failed precondition,
+        409): the one written for was deleted, and maybe created again."""
+        return self.conflict or (self.status == 422 and "metadata.uid" in self.message)
+
+    @property
     def gone(self) -> bool:
         """410: the resourceVersion a watch asked for is too old."""
         return self.status == 410

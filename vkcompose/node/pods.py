@@ -729,7 +729,7 @@ class PodController:
             # the answer is not read: the watch delivers the same object (in order)
             await self.kube.patch_status(state.status_path, body, decode=False)
         except KubeError as exc:
-            if exc.not_found or exc.conflict:
+            if exc.not_found or exc.replaced:
                 return False  # the pod is gone or was replaced; the watch will tell
             raise
         self.stats.status_patches += 1
