@@ -192,22 +192,29 @@ async def test_status_subresource(api: Any) -> None:
     )
     assert p["status"]["phase"] == "Pending"
     assert p["metadata"]["labels"]["k"] == "v"
-    # writes to /status change only status
+    # writes to /status change status and metadata, not the spec nor the owner references
+    # (podStatusStrategy.PrepareForUpdate resets spec, deletionTimestamp, ownerReferences)
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u-1"}
     p = await body(
         await v1.patch_namespaced_pod_status(
             "s",
             "default",
             {
                 "status": {"phase": "Running"},
-                "metadata": {"labels": {"k": "w"}},
+                "metadata": {"labels": {"k": "w"}, "ownerReferences": [owner]},
                 "spec": {"activeDeadlineSeconds": 5},
             },
             _preload_content=False,
         )
     )
     assert p["status"]["phase"] == "Running"
-    assert p["metadata"]["labels"]["k"] == "v"
+    assert p["metadata"]["labels"]["k"] == "w"
+    assert "ownerReferences" not in p["metadata"]
     assert "activeDeadlineSeconds" not in p["spec"]
+    bad = {"metadata": {"labels": {"k": "not a valid value!"}}}
+    with pytest.raises(client.ApiException) as info:
+        await v1.patch_namespaced_pod_status("s", "default", bad)
+    assert info.value.status == 422
     # PUT /status
     p["status"]["phase"] = "Succeeded"
     p["spec"]["activeDeadlineSeconds"] = 7

@@ -49,10 +49,12 @@ _KEPT_META = (
     "generation",
 )
 
-# Kinds whose status writes need no validation: validation reads metadata and spec only, a
-# status write keeps both from the stored object, and every write of their metadata or spec
-# was validated (deletion only adds deletionTimestamp/grace/generation, binding only
-# spec.nodeName of a pod, which a pod's status-write validation skips as an unchanged spec).
+# Kinds whose status writes also take metadata changes (as their upstream status strategies
+# do) and need no validation when the metadata is unchanged: validation reads metadata and
+# spec only, a status write keeps the spec from the stored object, and every write of their
+# metadata or spec was validated (deletion only adds deletionTimestamp/grace/generation,
+# binding only spec.nodeName of a pod, which a pod's status-write validation skips as an
+# unchanged spec).
 _STATUS_WRITES_KEEP_VALIDITY = frozenset({"Pod", "Node"})
 
 Matcher = Callable[[dict[str, Any]], bool]
@@ -512,6 +514,14 @@ class Registry:
         if subresource == "status":
             # stored objects are never mutated: share everything but metadata and status
             result = {**old, "metadata": dict(old_meta)}
+            if rt.kind in _STATUS_WRITES_KEEP_VALIDITY and meta != old_meta:
+                # pods/status and nodes/status take metadata changes (labels, annotations…)
+                # too; what the status strategies reset, and the system fields, stay
+                kept = _KEPT_META + (("ownerReferences",) if rt.kind == "Pod" else ())
+                result["metadata"] = {
+                    **{k: v for k, v in meta.items() if k not in kept},
+                    **{k: old_meta[k] for k in kept if k in old_meta},
+                }
             if "status" in new:
                 result["status"] = new["status"]
                 if rt.kind == "Pod" and isinstance(new["status"], dict):
@@ -557,7 +567,11 @@ class Registry:
                     ],
                     rt.group,
                 )
-        if subresource != "status" or rt.kind not in _STATUS_WRITES_KEEP_VALIDITY:
+        if (
+            subresource != "status"
+            or rt.kind not in _STATUS_WRITES_KEEP_VALIDITY
+            or new["metadata"] != old_meta
+        ):
             self._check_validation(rt, new, old)
         elif rt.kind == "Pod":
             _check_container_transitions(rt, new, old)
