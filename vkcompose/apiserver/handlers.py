@@ -375,9 +375,12 @@ class APIHandler:
             return None
         try:
             ls = selectors.parse_label_selector(label_s) if label_s else None
-            fs = selectors.field_selector_for(rt.kind, field_s) if field_s else None
         except selectors.SelectorError as exc:
             raise errors.bad_request(f"unable to parse requirement: {exc}") from None
+        try:
+            fs = selectors.field_selector_for(rt.kind, field_s) if field_s else None
+        except selectors.SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None  # e.g. field label not supported: x
         fields = None if fs is None else field_matcher(rt.kind, fs)
 
         def match(obj: dict[str, Any]) -> bool:

@@ -57,6 +57,10 @@ _KEPT_META = (
 # unchanged spec).
 _STATUS_WRITES_KEEP_VALIDITY = frozenset({"Pod", "Node"})
 
+# Kinds whose PUT must carry a resourceVersion (their strategy's AllowUnconditionalUpdate is
+# false): two holders of a Lease must not overwrite each other blindly.
+_CONDITIONAL_UPDATES_ONLY = frozenset({"Lease"})
+
 Matcher = Callable[[dict[str, Any]], bool]
 
 
@@ -404,6 +408,19 @@ class Registry:
             )
         meta["name"] = name
         cur = self._require(rt, namespace, name)
+        if rt.kind in _CONDITIONAL_UPDATES_ONLY and not meta.get("resourceVersion"):
+            raise errors.invalid(
+                rt.kind,
+                name,
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": "Invalid value: 0x0: must be specified for an update",
+                        "field": "metadata.resourceVersion",
+                    }
+                ],
+                rt.group,
+            )
         return self._write(
             rt,
             namespace,
@@ -606,7 +623,7 @@ class Registry:
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != meta.get("uid"):
             raise errors.conflict(
-                rt.plural,
+                rt.kind,  # upstream's BeforeDelete names the kind here, not the resource
                 name,
                 f"the UID in the precondition ({pre['uid']}) does not match the UID in record "
                 f"({meta.get('uid')}). The object might have been deleted and then recreated",
@@ -614,7 +631,7 @@ class Registry:
             )
         if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(cur.rv):
             raise errors.conflict(
-                rt.plural,
+                rt.kind,
                 name,
                 f"the ResourceVersion in the precondition ({pre['resourceVersion']}) does not "
                 f"match the ResourceVersion in record ({cur.rv}). The object might have been "
@@ -755,12 +772,12 @@ class Registry:
             raise errors.conflict("pods", name, "the UID in the binding does not match the pod")
         if meta.get("deletionTimestamp"):
             raise errors.conflict(
-                "pods", name, f"pod {name} is being deleted, cannot be assigned to a host"
+                "pods/binding", name, f"pod {name} is being deleted, cannot be assigned to a host"
             )
         current = (cur.obj.get("spec") or {}).get("nodeName")
         if current:
             raise errors.conflict(
-                "pods", name, f"pod {name} is already assigned to node {current!r}"
+                "pods/binding", name, f'pod {name} is already assigned to node "{current}"'
             )
         obj = _copy(cur)
         obj["spec"]["nodeName"] = node
