@@ -147,6 +147,25 @@ async def test_send_initial_events_ends_with_bookmark(api: Any) -> None:
     assert annotations == {"k8s.io/initial-events-end": "true"}
 
 
+async def test_send_initial_events_false_starts_at_now(api: Any) -> None:
+    """With resourceVersion unset, sendInitialEvents=false asks for no synthetic ADDED events:
+    only what changes after the watch began."""
+    v1 = client.CoreV1Api(api)
+    await v1.create_namespaced_config_map("default", cm("before"))
+    resp = await v1.list_namespaced_config_map(
+        "default",
+        watch=True,
+        send_initial_events=False,
+        timeout_seconds=1,
+        _preload_content=False,
+    )
+    await v1.create_namespaced_config_map("default", cm("after"))
+    import json
+
+    events = [json.loads(line) async for line in resp.content if line.strip()]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "after")]
+
+
 async def test_too_old_resource_version_is_410_then_relist_works() -> None:
     async with embedded_apiserver(history=5) as server:
         api = await server.api_client()

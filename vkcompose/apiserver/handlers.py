@@ -584,8 +584,13 @@ class APIHandler:
         expired: Expired | None = None
         sub: Subscription | None = None
         start_rv = self.registry.storage.revision()
-        if send_initial or rv_param in ("", "0"):
+        # sendInitialEvents defaults to true for resourceVersion "" and "0" only; false there
+        # starts the watch at the current version with no synthetic ADDED events
+        no_initial = q.get("sendInitialEvents", "").lower() == "false"
+        if send_initial or (rv_param in ("", "0") and not no_initial):
             initial = [s.obj for s in self.registry.list(rt, namespace, match=match).items]
+            sub = self.hub.subscribe(rt.key, namespace, None)
+        elif rv_param in ("", "0"):
             sub = self.hub.subscribe(rt.key, namespace, None)
         else:
             try:
