@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vkcompose.backends.process.images import ImageEntry, ImageMap, normalize_image
-from vkcompose.backends.process.sandbox import expand
+from vkcompose.backends.process.sandbox import container_mounts, expand
 from vkcompose.backends.process.status import pod_conditions, pod_phase
 from vkcompose.backends.process.supervisor import backoff_delay, should_restart
+from vkcompose.errors import InvalidInput
 
 
 def running(name: str, ready: bool = True) -> dict[str, Any]:
@@ -139,3 +141,24 @@ def test_expand_without_variables_only_unescapes(text: str) -> None:
     result = expand(text, {})
     assert result == expand(text, {"unused": "zzz"})
     assert "zzz" not in result
+
+
+def test_sub_path_expr_needs_every_variable_it_names(tmp_path: Any) -> None:
+    """The kubelet fails a container whose subPathExpr names a variable that is unset or
+    empty ("missing value for …"), rather than mounting a literal ``$(VAR)`` directory."""
+    pod = {"spec": {"volumes": [{"name": "data", "emptyDir": {}}]}}
+
+    def container(expr: str) -> dict[str, Any]:
+        mount = {"name": "data", "mountPath": "/data", "subPathExpr": expr}
+        return {"name": "c", "volumeMounts": [mount]}
+
+    paths = {"data": str(tmp_path)}
+    env = {"POD": "web", "EMPTY": ""}
+    [mount] = container_mounts(pod, container("logs/$(POD)"), paths, env, lambda *_: None)
+    assert mount.source == str(tmp_path / "logs" / "web")
+    for expr, missing in (("$(NOPE)/$(POD)", "NOPE"), ("$(EMPTY)$(ALSO)", "ALSO, EMPTY")):
+        with pytest.raises(InvalidInput) as info:
+            container_mounts(pod, container(expr), paths, env, lambda *_: None)
+        assert info.value.message == f"missing value for {missing}"
+        assert info.value.reason == "CreateContainerConfigError"
+    assert not (tmp_path / "$(NOPE)").exists()

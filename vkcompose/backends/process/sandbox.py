@@ -137,7 +137,7 @@ def container_mounts(
             )
         sub = vm.get("subPath") or ""
         if not sub and vm.get("subPathExpr"):
-            sub = expand(str(vm["subPathExpr"]), env)
+            sub = _expand_sub_path(str(vm["subPathExpr"]), env)
         if sub:
             path = safe_join(source, sub)
             if not os.path.lexists(path):
@@ -145,6 +145,27 @@ def container_mounts(
             source = check_within(source, path, f"subPath {sub!r}")
         mounts.append(Mount(source, target, bool(vm.get("readOnly"))))
     return mounts
+
+
+def _expand_sub_path(expr: str, env: Mapping[str, str]) -> str:
+    """``subPathExpr`` with its ``$(VAR)`` references expanded; as the kubelet, a variable
+    that is not set (or empty) fails the container's configuration.
+
+    >>> _expand_sub_path("logs/$(POD)", {"POD": "web"})
+    'logs/web'
+    """
+    missing: set[str] = set()
+
+    def lookup(name: str) -> str | None:
+        value = env.get(name)
+        if not value:
+            missing.add(name)
+        return value
+
+    expanded = expand(expr, lookup)
+    if missing:
+        raise InvalidInput(f"missing value for {', '.join(sorted(missing))}", reason=CONFIG_ERROR)
+    return expanded
 
 
 def can_use_namespaces() -> bool:
