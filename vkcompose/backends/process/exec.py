@@ -93,10 +93,11 @@ async def run_captured(
     argv: Sequence[str],
     env: Mapping[str, str],
     cwd: str | None,
-    seconds: float,
+    seconds: float | None,
     limit: int = 10240,
 ) -> tuple[int, bytes]:
-    """Run ``argv`` to completion (killing it after ``seconds``); return exit code and output.
+    """Run ``argv`` to completion (killing it after ``seconds``; ``None``: no limit); return
+    exit code and output.
 
     Raises ``TimeoutError`` when ``seconds`` pass.
     """

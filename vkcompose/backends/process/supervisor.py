@@ -109,8 +109,27 @@ def parse_iso(value: str) -> float:
         return 0.0
 
 
-def _fmt_seconds(value: float) -> str:
-    return f"{int(value)}s" if value == int(value) else f"{value:g}s"
+def go_duration(seconds: float) -> str:
+    """``seconds`` as Go prints a ``time.Duration`` (the kubelet's back-off messages).
+
+    >>> [go_duration(s) for s in (0.05, 10, 80, 300, 3725.5)]
+    ['50ms', '10s', '1m20s', '5m0s', '1h2m5.5s']
+    """
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{round(seconds * 1000, 6):g}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    out = f"{int(hours)}h" if hours else ""
+    if hours or minutes:
+        out += f"{int(minutes)}m"
+    return out + f"{round(secs, 9):g}s"
+
+
+MIN_STOP_WINDOW = 2.0
+"""Seconds between SIGTERM and SIGKILL at the least, whatever the preStop hook took (the
+kubelet's ``minimumGracePeriodInSeconds``); not for a stop with grace period 0."""
 
 
 class Instance:
@@ -243,6 +262,9 @@ class PodSupervisor:
         rec = self.rec.containers.get(name)
         if rec is None:
             rec = state.ContainerRecord(name=name, init=init, sidecar=init and is_sidecar(c))
+            if self.spec.get("initContainers"):
+                # the kubelet's waiting reason for every container of a pod with init containers
+                rec.state = {"waiting": {"reason": "PodInitializing"}}
             self.rec.containers[name] = rec
         return rec
 
@@ -456,18 +478,26 @@ class PodSupervisor:
                 return code
             if ran >= self.settings.backoff_reset:
                 rec.backoff_exp = 0
+            rec.last_state = {"terminated": term}
+            if rec.backoff_exp == 0:
+                # the kubelet restarts a container at once the first time; the back-off
+                # applies from the next exit on
+                rec.backoff_exp = 1
+                rec.restart_count += 1
+                rec.state = {"waiting": {"reason": "ContainerCreating"}}
+                self.changed()
+                continue
             delay = backoff_delay(
-                rec.backoff_exp, self.settings.backoff_base, self.settings.backoff_cap
+                rec.backoff_exp - 1, self.settings.backoff_base, self.settings.backoff_cap
             )
             rec.backoff_exp += 1
-            rec.last_state = {"terminated": term}
             if term.get("reason") == "StartError":
                 waiting = {"reason": "RunContainerError", "message": term.get("message", "")}
             else:
                 ns, pod_name = self.rec.key
                 waiting = {
                     "reason": "CrashLoopBackOff",
-                    "message": f"back-off {_fmt_seconds(delay)} restarting failed "
+                    "message": f"back-off {go_duration(delay)} restarting failed "
                     f"container={name} pod={pod_name}_{ns}({self.rec.uid})",
                 }
             rec.state = {"waiting": waiting}
@@ -718,7 +748,10 @@ class PodSupervisor:
             with anyio.move_on_after(grace):
                 await self._run_hook(c, inst, pre_stop, grace)
         inst.signal(signal.SIGTERM)
-        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+        window = max(0.0, deadline - anyio.current_time())
+        if grace > 0:
+            window = max(window, MIN_STOP_WINDOW)
+        with anyio.move_on_after(window):
             await inst.exited.wait()
         if inst.exited.is_set():
             return
@@ -742,7 +775,8 @@ class PodSupervisor:
         scale = self.settings.probe_time_scale
         post_start = (c.get("lifecycle") or {}).get("postStart")
         if post_start:
-            ok = await self._run_hook(c, inst, post_start, self.grace())
+            # no time limit: the kubelet waits for a postStart hook as long as it runs
+            ok = await self._run_hook(c, inst, post_start, None)
             if not ok:
                 log.warning("postStart hook of %s/%s failed", self.rec.key[1], rec.name)
                 await self.terminate(c, inst, self.grace())
@@ -811,7 +845,7 @@ class PodSupervisor:
         return check_tcp
 
     async def _run_hook(
-        self, c: Mapping[str, Any], inst: Instance, hook: Mapping[str, Any], seconds: float
+        self, c: Mapping[str, Any], inst: Instance, hook: Mapping[str, Any], seconds: float | None
     ) -> bool:
         try:
             if hook.get("exec") is not None:
@@ -859,14 +893,15 @@ class PodSupervisor:
         return argv, env, cwd
 
     async def run_in_container(
-        self, c: Mapping[str, Any], inst: Instance, command: list[str], seconds: float
+        self, c: Mapping[str, Any], inst: Instance, command: list[str], seconds: float | None
     ) -> tuple[int, bytes]:
         """Run ``command`` in the container, capturing output (probes and hooks)."""
         if not command:
             return 1, b""
         argv, env, cwd = self.exec_context(c, inst, command)
         try:
-            return await execs.run_captured(argv, env, cwd, max(seconds, 0.001))
+            limit = None if seconds is None else max(seconds, 0.001)
+            return await execs.run_captured(argv, env, cwd, limit)
         except OSError as e:
             return 126, str(e).encode()
 

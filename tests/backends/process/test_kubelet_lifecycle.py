@@ -1,0 +1,78 @@
+"""Container lifecycle details as the kubelet has them: the first restart is immediate, back-off
+messages print Go durations, containers of a pod with init containers wait PodInitializing, a
+stop leaves at least two seconds between SIGTERM and SIGKILL, a postStart hook has no time
+limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from processkit import container, make_pod, phase_is, sh, wait_for
+
+from vkcompose.backends.process import ProcessBackend
+
+pytestmark = pytest.mark.anyio
+
+
+def crash_loop(name: str) -> Any:
+    def check(status: dict[str, Any]) -> bool:
+        try:
+            st = container(status, name)
+        except KeyError:
+            return False
+        return (st["state"].get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+
+    return check
+
+
+async def test_the_first_restart_is_immediate_then_backed_off(make_backend: Any) -> None:
+    backend = make_backend(backoff_base=80.0, backoff_cap=300.0)
+    pod = make_pod("first", sh("main", "exit 1"), restart_policy="Always")
+    await backend.create_pod(pod)
+    # restarted at once (no 80 s back-off), then in CrashLoopBackOff with the Go duration
+    status = await wait_for(backend, "first", crash_loop("main"), seconds=10)
+    main = container(status, "main")
+    assert main["restartCount"] == 1
+    assert main["lastState"]["terminated"]["exitCode"] == 1
+    assert main["state"]["waiting"]["message"] == (
+        f"back-off 1m20s restarting failed container=main pod=first_default"
+        f"({pod['metadata']['uid']})"
+    )
+
+
+async def test_containers_of_a_pod_with_init_containers_wait_pod_initializing(
+    backend: ProcessBackend,
+) -> None:
+    pod = make_pod("initwait", sh("main", "sleep 30"), init=[sh("init", "sleep 30")])
+    await backend.create_pod(pod)
+    status = await wait_for(
+        backend, "initwait", lambda s: "running" in container(s, "init", True)["state"]
+    )
+    assert container(status, "main")["state"] == {"waiting": {"reason": "PodInitializing"}}
+
+
+async def test_a_stop_leaves_two_seconds_after_the_pre_stop_hook(backend: ProcessBackend) -> None:
+    """preStop took the whole grace period: SIGTERM still gets two seconds before SIGKILL."""
+    script = "trap 'exit 0' TERM; echo up; while true; do sleep 0.05; done"
+    main = sh("main", script, lifecycle={"preStop": {"exec": {"command": ["sleep", "3"]}}})
+    pod = make_pod("prestop", main, terminationGracePeriodSeconds=1)
+    finals: list[dict[str, Any]] = []
+    backend.notify_pods(lambda p: finals.append(p["status"]))
+    await backend.create_pod(pod)
+    await wait_for(backend, "prestop", phase_is("Running"))
+    await anyio.sleep(0.3)  # the trap is set
+    with anyio.fail_after(15):
+        await backend.delete_pod(pod, None)
+    terminated = container(finals[-1], "main")["state"]["terminated"]
+    assert terminated["exitCode"] == 0, terminated  # its own exit on SIGTERM, not SIGKILL's 137
+
+
+async def test_a_slow_post_start_hook_is_waited_for(backend: ProcessBackend) -> None:
+    main = sh("main", "sleep 30", lifecycle={"postStart": {"exec": {"command": ["sleep", "2"]}}})
+    await backend.create_pod(make_pod("slowhook", main, terminationGracePeriodSeconds=1))
+    await wait_for(backend, "slowhook", phase_is("Running"))
+    await anyio.sleep(3)  # longer than the grace period the hook used to be limited to
+    status = (await backend.get_pod_status("default", "slowhook"))["status"]
+    assert "running" in container(status, "main")["state"]
