@@ -76,3 +76,34 @@ async def test_a_slow_post_start_hook_is_waited_for(backend: ProcessBackend) -> 
     await anyio.sleep(3)  # longer than the grace period the hook used to be limited to
     status = (await backend.get_pod_status("default", "slowhook"))["status"]
     assert "running" in container(status, "main")["state"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "script", "message"),
+    [
+        ("FallbackToLogsOnError", "echo first; echo boom; exit 3", "first\nboom\n"),
+        ("FallbackToLogsOnError", "seq 1 100; exit 1", "".join(f"{i}\n" for i in range(21, 101))),
+        ("FallbackToLogsOnError", "echo fine", None),  # exit 0: no message
+        ("File", "echo boom; exit 3", None),
+    ],
+)
+async def test_a_failed_container_reports_its_log_tail_when_asked(
+    backend: ProcessBackend, policy: str, script: str, message: str | None
+) -> None:
+    main = sh("main", script, terminationMessagePolicy=policy)
+    await backend.create_pod(make_pod("tail", main))
+    status = await wait_for(backend, "tail", phase_is("Failed", "Succeeded"))
+    assert container(status, "main")["state"]["terminated"].get("message") == message
+
+
+async def test_the_log_tail_is_its_last_2048_bytes(backend: ProcessBackend) -> None:
+    line = "x" * 99  # 100 bytes a line with its newline
+    main = sh(
+        "main",
+        f"for i in $(seq 1 30); do echo ${{i}}{line}; done; exit 2",
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
+    await backend.create_pod(make_pod("bytes", main))
+    status = await wait_for(backend, "bytes", phase_is("Failed"))
+    message = container(status, "main")["state"]["terminated"]["message"]
+    assert len(message.encode()) == 2048 and message.endswith(f"30{line}\n")

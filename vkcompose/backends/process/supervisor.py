@@ -24,11 +24,12 @@ import anyio.abc
 import attrs
 import orjson
 
-from vkcompose.backends.process import cgroups, probes, sandbox, state
+from vkcompose.backends.process import cgroups, logs, probes, sandbox, state
 from vkcompose.backends.process import exec as execs
 from vkcompose.backends.process.images import ImageMap
 from vkcompose.backends.process.status import is_sidecar, pod_conditions, pod_phase
 from vkcompose.errors import InvalidInput
+from vkcompose.ops import LogOptions
 
 log = logging.getLogger("vkcompose.backends.process")
 
@@ -677,7 +678,28 @@ class PodSupervisor:
                 tg.start_soon(self._lifecycle, c, rec, inst)
             await inst.exited.wait()
             tg.cancel_scope.cancel()
-        return await anyio.to_thread.run_sync(self._read_exit, rec, inst)
+        term = await anyio.to_thread.run_sync(self._read_exit, rec, inst)
+        if (
+            c.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+            and term.get("exitCode")
+            and not term.get("message")
+        ):
+            tail = await anyio.to_thread.run_sync(self._log_tail, rec, inst)
+            if tail:
+                term["message"] = tail
+        return term
+
+    def _log_tail(self, rec: state.ContainerRecord, inst: Instance) -> str:
+        """The end of the instance's log, as the kubelet reports it for a container that failed
+        under ``FallbackToLogsOnError``: its last 80 lines, at most their last 2,048 bytes."""
+        path = os.path.join(self.rec.container_dir(rec.name), f"{inst.n}.log")
+        data = b""
+        for file in logs.log_files(path, self.settings.log_max_files):
+            with contextlib.suppress(OSError), open(file, "rb") as f:
+                data += f.read()
+        records = logs.select(logs.parse_lines(data), LogOptions(tail_lines=80), time.time_ns())
+        text = b"".join(logs.render_all(records, timestamps=False))
+        return text[-2048:].decode("utf-8", "replace")
 
     def _read_exit(self, rec: state.ContainerRecord, inst: Instance) -> dict[str, Any]:
         path = os.path.join(self.rec.container_dir(rec.name), f"{inst.n}.exit.json")
