@@ -36,6 +36,11 @@ class SizedBackend(MemoryBackend):
             return 0
         return await super().exec(namespace, name, container, command, io)
 
+    async def attach(self, namespace: str, name: str, container: str, io: ExecIO, /) -> int:
+        """Echo stdin, then end as a main process that exits 3."""
+        await super().attach(namespace, name, container, io)
+        return 3
+
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[KubeletCluster]:
@@ -90,6 +95,25 @@ async def test_websocket_subprotocols(cluster: KubeletCluster, protocol: str) ->
         )
         assert result.stdout == b"abc"
     assert cluster.kubelet.sessions["websocket:exec"] >= 2
+
+
+async def test_tty_with_stderr_runs_without_stderr(cluster: KubeletCluster) -> None:
+    """Clients often ask for both; the kubelet drops stderr for a TTY instead of refusing."""
+    url = f"{cluster.kubelet.url}/exec/default/web/app?command=echo&command=hi"
+    flags = "&stdout=true&stderr=true&tty=true"
+    result = await websocket_exec(url + flags, tls(cluster), protocol="v5.channel.k8s.io")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, b"hi\n", b"")
+
+
+async def test_attach_ends_in_success_whatever_the_container_exits_with(
+    cluster: KubeletCluster,
+) -> None:
+    """Only exec reports an exit code; an attach that ends is a Success (the kubelet's)."""
+    url = f"{cluster.kubelet.url}/attach/default/web/app?stdin=true&stdout=true"
+    result = await websocket_exec(url, tls(cluster), b"abc", protocol="v5.channel.k8s.io")
+    assert (result.exit_code, result.stdout) == (0, b"abc")
+    result = await spdy_exec(url, tls(cluster), b"abc")
+    assert (result.exit_code, result.stdout) == (0, b"abc")
 
 
 async def test_websocket_refuses_unknown_subprotocol(cluster: KubeletCluster) -> None:

@@ -79,6 +79,10 @@ class _BadRequest(Exception):
     pass
 
 
+class InvalidLogOptions(ValueError):
+    """Log options that decode but do not validate (the kubelet answers 422, not 400)."""
+
+
 def _int_param(query: Any, name: str, minimum: int) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "":
@@ -88,16 +92,17 @@ def _int_param(query: Any, name: str, minimum: int) -> int | None:
     except ValueError:
         raise _BadRequest(f"{name}: invalid value {raw!r}: must be an integer") from None
     if value < minimum:
-        raise _BadRequest(
+        raise InvalidLogOptions(
             f"{name}: invalid value {value}: must be greater than or equal to {minimum}"
         )
     return value
 
 
 def parse_log_options(query: Any) -> LogOptions:
-    """``LogOptions`` from ``containerLogs`` query parameters (``ValueError`` when invalid:
-    negative ``tailLines``, ``limitBytes``/``sinceSeconds`` < 1, both ``sinceSeconds`` and
-    ``sinceTime``, an unparsable ``sinceTime``)."""
+    """``LogOptions`` from ``containerLogs`` query parameters. ``ValueError`` when one does not
+    decode (not an integer, an unparsable ``sinceTime``); :class:`InvalidLogOptions` when they
+    do not validate (negative ``tailLines``, ``limitBytes``/``sinceSeconds`` < 1, both
+    ``sinceSeconds`` and ``sinceTime``)."""
     try:
         tail = _int_param(query, "tailLines", 0)
         limit = _int_param(query, "limitBytes", 1)
@@ -112,7 +117,7 @@ def parse_log_options(query: Any) -> LogOptions:
         except ValueError:
             raise ValueError(f"sinceTime: invalid value {raw_time!r}: not RFC 3339") from None
     if since_seconds is not None and since_time is not None:
-        raise ValueError("at most one of `sinceTime` or `sinceSeconds` may be specified")
+        raise InvalidLogOptions("at most one of `sinceTime` or `sinceSeconds` may be specified")
     return LogOptions(
         tail_lines=tail,
         limit_bytes=limit,
@@ -278,6 +283,8 @@ class KubeletServer:
         ns, pod, container = (request.match_info[k] for k in ("ns", "pod", "container"))
         try:
             options = parse_log_options(request.query)
+        except InvalidLogOptions as exc:
+            return status_response(422, str(exc))  # as the kubelet: decoded, not valid
         except ValueError as exc:
             return status_response(400, str(exc))
         result = await self.pipeline(ReadLogs(ns, pod, container=container, options=options))
@@ -318,7 +325,8 @@ class KubeletServer:
     async def _remote_command(self, request: web.Request, op_type: type[Op]) -> web.StreamResponse:
         ns, pod, container = (request.match_info[k] for k in ("ns", "pod", "container"))
         try:
-            options = ExecOptions.from_query(request.query.items(), strict=True)
+            # tty with stderr: stderr is dropped, as the kubelet does (clients often ask both)
+            options = ExecOptions.from_query(request.query.items())
         except ValueError as exc:
             return status_response(400, str(exc))
         if op_type is Exec and not options.command:
@@ -337,8 +345,9 @@ class KubeletServer:
         else:
 
             async def run(io: ExecIO) -> int:
-                code = await self.pipeline(Attach(ns, pod, container=container, io=io))
-                return int(code or 0)
+                # the kubelet's attach ends in Success whatever the container's exit code
+                await self.pipeline(Attach(ns, pod, container=container, io=io))
+                return 0
 
         kind = "exec" if op_type is Exec else "attach"
         if is_websocket_request(request):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import anyio
 import pytest
@@ -72,6 +73,25 @@ async def test_previous_instance(make_backend: Callable[..., ProcessBackend]) ->
     await backend.create_pod(make_pod("prev", sh("main", script), restart_policy="Always"))
     await wait_for(backend, "prev", lambda s: container(s, "main")["restartCount"] >= 1)
     assert await read(backend, "prev", previous=True) == b"run\n"
+
+
+async def test_previous_during_a_back_off_is_the_instance_that_just_ended(
+    make_backend: Callable[..., ProcessBackend], tmp_path: Any
+) -> None:
+    """In CrashLoopBackOff the next instance has not started: "previous" is the one lastState
+    names (the kubelet reads lastState's container), not the one before it."""
+    backend = make_backend(backoff_base=30.0, backoff_cap=30.0, isolation="none")  # a host file
+    count = tmp_path / "count"
+    script = f"n=$(cat {count} 2>/dev/null || echo 0); echo run $n; echo $((n+1)) > {count}; exit 1"
+    await backend.create_pod(make_pod("loop", sh("main", script), restart_policy="Always"))
+
+    def backing_off(status: Any) -> bool:
+        waiting = container(status, "main")["state"].get("waiting") or {}
+        return waiting.get("reason") == "CrashLoopBackOff"
+
+    status = await wait_for(backend, "loop", backing_off)
+    assert container(status, "main")["lastState"]["terminated"]["containerID"].endswith("/1")
+    assert await read(backend, "loop", previous=True) == b"run 1\n"
 
 
 async def test_previous_without_restart_is_an_error(backend: ProcessBackend) -> None:

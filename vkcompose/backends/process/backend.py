@@ -371,7 +371,10 @@ class ProcessBackend:
         cdir = sup.rec.container_dir(cname)
         n = rec.restart_count
         if options.previous:
-            n -= 1
+            # the instance lastState names (during a back-off, the one that just ended)
+            last = (rec.last_state.get("terminated") or {}).get("containerID") or ""
+            tail = last.rsplit("/", 1)[-1]
+            n = int(tail) if tail.isdigit() else n - 1
             if n < 0 or not os.path.exists(os.path.join(cdir, f"{n}.log")):
                 raise InvalidInput(
                     f'previous terminated container "{cname}" in pod "{name}" not found',
