@@ -5,6 +5,9 @@ limit."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from typing import Any
 
 import anyio
@@ -107,3 +110,30 @@ async def test_the_log_tail_is_its_last_2048_bytes(backend: ProcessBackend) -> N
     status = await wait_for(backend, "bytes", phase_is("Failed"))
     message = container(status, "main")["state"]["terminated"]["message"]
     assert len(message.encode()) == 2048 and message.endswith(f"30{line}\n")
+
+
+async def test_initial_delays_count_from_the_container_start(make_backend: Any) -> None:
+    """A readiness probe's initialDelaySeconds runs from the container's start (the kubelet's
+    prober), not from the moment the startup probe passed: here both take 4 s, so the
+    container is ready as soon as it has started, not 4 s later."""
+    backend = make_backend(probe_time_scale=0.25, isolation="none")
+    started_file = f"/tmp/vkcompose-started-{id(backend)}"
+    main = sh(
+        "main",
+        f"rm -f {started_file}; sleep 4; touch {started_file}; sleep 60",
+        startupProbe={
+            "exec": {"command": ["test", "-f", started_file]},
+            "periodSeconds": 1,
+            "failureThreshold": 100,
+        },
+        readinessProbe={"exec": {"command": ["true"]}, "initialDelaySeconds": 16},
+    )
+    try:
+        await backend.create_pod(make_pod("delays", main))
+        await wait_for(backend, "delays", lambda s: container(s, "main")["started"], seconds=20)
+        started = time.monotonic()
+        await wait_for(backend, "delays", lambda s: container(s, "main")["ready"], seconds=20)
+        assert time.monotonic() - started < 2.5  # 4 s (16 s at 0.25) when counted from "started"
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(started_file)

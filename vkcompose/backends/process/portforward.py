@@ -28,7 +28,7 @@ async def relay(stream: anyio.abc.ByteStream, port: int, host: str = "127.0.0.1"
     try:
         conn = await anyio.connect_tcp(host, port)
     except OSError as e:
-        raise NotFound(f"nothing listens on port {port} of the pod: {e.strerror}") from e
+        raise NotFound(f"nothing listens on port {port} of the pod: {e.strerror or e}") from e
     async with conn, anyio.create_task_group() as tg:
         tg.start_soon(_pump, stream, conn)
         await _pump(conn, stream)

@@ -137,12 +137,23 @@ async def _attempt(probe: Probe, check: Check) -> bool:
         return False
 
 
-async def watch(probe: Probe, check: Check, on_change: Callable[[bool], None]) -> None:
+async def _initial_delay(probe: Probe, since: float | None) -> None:
+    """Wait out ``initialDelaySeconds``, counted from ``since`` (the container's start, on
+    anyio's clock; the kubelet's prober counts from ``state.running.startedAt``) when given."""
+    delay = probe.initial_delay
+    if since is not None:
+        delay -= anyio.current_time() - since
+    await anyio.sleep(max(0.0, delay))
+
+
+async def watch(
+    probe: Probe, check: Check, on_change: Callable[[bool], None], *, since: float | None = None
+) -> None:
     """Run ``probe`` forever; call ``on_change`` when its verdict flips (thresholds applied).
 
     The verdict starts unknown: the first verdict reached is always reported.
     """
-    await anyio.sleep(probe.initial_delay)
+    await _initial_delay(probe, since)
     verdict: bool | None = None
     successes = failures = 0
     while True:
@@ -160,9 +171,9 @@ async def watch(probe: Probe, check: Check, on_change: Callable[[bool], None]) -
         await anyio.sleep(probe.period)
 
 
-async def until_decided(probe: Probe, check: Check) -> bool:
+async def until_decided(probe: Probe, check: Check, *, since: float | None = None) -> bool:
     """Run a startup probe until it succeeds (``True``) or reaches its failure threshold."""
-    await anyio.sleep(probe.initial_delay)
+    await _initial_delay(probe, since)
     failures = 0
     while True:
         if await _attempt(probe, check):

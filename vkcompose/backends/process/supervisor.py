@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import anyio
@@ -805,7 +806,7 @@ class PodSupervisor:
                 return
         startup = probes.parse_probe(c.get("startupProbe"), scale)
         if startup is not None and not await probes.until_decided(
-            startup, self._checker(c, inst, startup)
+            startup, self._checker(c, inst, startup), since=inst.started_at
         ):
             grace = startup.termination_grace
             await self.terminate(c, inst, self.grace() if grace is None else grace)
@@ -824,7 +825,12 @@ class PodSupervisor:
                         rec.ready = ok
                         self.changed()
 
-                tg.start_soon(probes.watch, readiness, self._checker(c, inst, readiness), on_ready)
+                tg.start_soon(
+                    partial(probes.watch, since=inst.started_at),
+                    readiness,
+                    self._checker(c, inst, readiness),
+                    on_ready,
+                )
             if liveness is not None:
                 live = liveness
 
@@ -835,7 +841,12 @@ class PodSupervisor:
                             self.terminate, c, inst, self.grace() if grace is None else grace
                         )
 
-                tg.start_soon(probes.watch, liveness, self._checker(c, inst, liveness), on_live)
+                tg.start_soon(
+                    partial(probes.watch, since=inst.started_at),
+                    liveness,
+                    self._checker(c, inst, liveness),
+                    on_live,
+                )
 
     def _checker(self, c: Mapping[str, Any], inst: Instance, probe: probes.Probe) -> probes.Check:
         action = probe.action
