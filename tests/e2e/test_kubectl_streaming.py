@@ -8,8 +8,10 @@ kubelet-client certificate through SubjectAccessReview. Each kubectl process is 
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import AsyncIterator
 
+import aiohttp
 import anyio
 import anyio.abc
 import orjson
@@ -17,6 +19,7 @@ import pytest
 
 from vkcompose.apiserver import embedded_apiserver
 from vkcompose.backends.memory import MemoryBackend
+from vkcompose.kubelet.websocket_channels import codec_for
 from vkcompose.testing.kubelet import KubeletCluster, running_kubelet
 
 pytestmark = pytest.mark.anyio
@@ -163,6 +166,34 @@ async def test_port_forward(cluster: KubeletCluster, transport: str) -> None:
         assert cluster.kubelet.sessions[f"{transport}:portforward"] == 1
     finally:
         await reap(process)
+
+
+@pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"])
+async def test_port_forward_over_websocket_channels(cluster: KubeletCluster, protocol: str) -> None:
+    """What the Python client speaks: through the API server (``ports=``), a data and an error
+    channel per port, each starting with the port; bytes relayed both ways."""
+    server = cluster.apiserver
+    url = f"{server.url}/api/v1/namespaces/default/pods/web/portforward?ports=8080,9090"
+    codec = codec_for(protocol)
+    ssl_context = ssl.create_default_context(cafile=str(server.ca_path))
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    received: dict[int, bytes] = {0: b"", 1: b"", 2: b"", 3: b""}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, protocols=[protocol], headers=headers, ssl=ssl_context) as ws,
+    ):
+        for channel, text in ((0, b"hi"), (2, b"there")):
+            message = codec.encode(channel, text)
+            await (ws.send_str(message) if isinstance(message, str) else ws.send_bytes(message))
+        with anyio.fail_after(30):
+            while received[0] != b"\x90\x1f8080:HI" or received[2] != b"\x82\x239090:THERE":
+                message = await ws.receive()
+                assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), message
+                decoded = codec.decode(message.data)
+                if decoded is not None:
+                    received[decoded.channel] += decoded.data
+    assert received[1] == b"\x90\x1f" and received[3] == b"\x82\x23"  # ports, no errors
+    assert cluster.kubelet.sessions["websocket:portforward"] == 1
 
 
 async def test_port_forward_unsupported_by_the_simulated_backend() -> None:

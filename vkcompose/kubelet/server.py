@@ -39,6 +39,7 @@ from vkcompose.errors import NotFound, VKComposeError
 from vkcompose.kubelet.auth import KubeletAuth
 from vkcompose.kubelet.channels import ExecOptions
 from vkcompose.kubelet.portforward import (
+    TUNNELING_PROTOCOL,
     serve_spdy_port_forward,
     serve_websocket_port_forward,
 )
@@ -52,6 +53,11 @@ from vkcompose.kubelet.spdy import SessionConfig
 from vkcompose.kubelet.spdy.upgrade import is_upgrade_request
 from vkcompose.kubelet.stats import METRICS_CONTENT_TYPE, resource_metrics
 from vkcompose.kubelet.status import http_status, status_response
+from vkcompose.kubelet.websocket_channels import (
+    PORT_FORWARD_WEBSOCKET_PROTOCOLS,
+    select_subprotocol,
+)
+from vkcompose.kubelet.websocket_portforward import serve_channel_port_forward
 from vkcompose.ops import (
     Attach,
     Exec,
@@ -381,9 +387,17 @@ class KubeletServer:
         describe = f"{ns}/{pod}"
         if is_websocket_request(request):
             self.sessions["websocket:portforward"] += 1
+            offered = websocket_protocols(request)
+            if TUNNELING_PROTOCOL not in offered:
+                # channels, not tunnelled SPDY (the kubelet serves both)
+                channel = select_subprotocol(offered, PORT_FORWARD_WEBSOCKET_PROTOCOLS)
+                if channel is not None:
+                    return await serve_channel_port_forward(
+                        request, channel, forward, describe=describe
+                    )
             return await serve_websocket_port_forward(
                 request,
-                websocket_protocols(request),
+                offered,
                 forward,
                 config=self.session_config,
                 describe=describe,
