@@ -131,6 +131,10 @@ async def test_a_terminated_container_runs_again_only_if_the_pod_restarts_it(
     code, out = await raw.request("PATCH", f"{NS}/pods/nv/status", done, content_type=SMP)
     assert code == 200, out
     again = _container({"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+    if not allowed:  # with a metadata change too, it is still checked
+        labelled = {**again, "metadata": {"labels": {"also": "this"}}}
+        code, out = await raw.request("PATCH", f"{NS}/pods/nv/status", labelled, content_type=SMP)
+        assert code == 422, out
     code, out = await raw.request("PATCH", f"{NS}/pods/nv/status", again, content_type=SMP)
     if allowed:
         assert code == 200, out

@@ -35,6 +35,10 @@ class EchoPortsBackend(MemoryBackend):
         self, namespace: str, name: str, port: int, stream: anyio.abc.ByteStream, /
     ) -> None:
         self._get(namespace, name)
+        if port == 9999:  # a port whose server says goodbye and closes
+            await stream.send(b"bye")
+            await stream.aclose()
+            return
         try:
             while True:
                 chunk = await stream.receive()
@@ -194,6 +198,27 @@ async def test_port_forward_over_websocket_channels(cluster: KubeletCluster, pro
                     received[decoded.channel] += decoded.data
     assert received[1] == b"\x90\x1f" and received[3] == b"\x82\x23"  # ports, no errors
     assert cluster.kubelet.sessions["websocket:portforward"] == 1
+
+
+async def test_port_forward_channels_close_once_every_connection_ended(
+    cluster: KubeletCluster,
+) -> None:
+    server = cluster.apiserver
+    url = f"{server.url}/api/v1/namespaces/default/pods/web/portforward?ports=9999"
+    ssl_context = ssl.create_default_context(cafile=str(server.ca_path))
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    data = b""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            url, protocols=["v4.channel.k8s.io"], headers=headers, ssl=ssl_context
+        ) as ws,
+    ):
+        with anyio.fail_after(30):
+            async for message in ws:  # ends when the server closes the socket
+                if message.data[0] == 0:
+                    data += message.data[1:]
+    assert data == b"\x0f\x27bye"
 
 
 async def test_port_forward_unsupported_by_the_simulated_backend() -> None:

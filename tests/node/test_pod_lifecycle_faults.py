@@ -272,3 +272,67 @@ async def test_a_run_once_pod_the_backend_lost_is_failed_not_run_again(
             assert empty.creates == 1
             with pytest.raises(NotFound):
                 await empty.get_pod_status("default", "once")
+
+
+async def test_a_backend_unreachable_at_startup_fails_no_run_once_pod(
+    kube: Kube, backend: MemoryBackend
+) -> None:
+    """Only a backend that says it does not run a started run-once pod makes it lost: one that
+    cannot be asked yet (its list and status reads fail) is asked again."""
+    node = VirtualNode(name="vk-test", backend=backend, **FAST)
+    async with virtual_node(node, kube=kube):
+        await create_pod(kube, make_pod("once", restart_policy="Never"))
+
+        async def running() -> bool:
+            return await phase(kube, "once") == "Running"
+
+        await eventually(running)
+    reachable = anyio.Event()
+
+    async def unreachable_at_first(op: Any, call_next: Any) -> Any:
+        if not reachable.is_set() and isinstance(op, ops.ListPods | ops.GetPodStatus):
+            raise TemporaryError("backend not reachable yet")
+        return await call_next(op)
+
+    again = VirtualNode(name="vk-test", backend=backend, middlewares=[unreachable_at_first], **FAST)
+    async with virtual_node(again, kube=kube) as rt:
+        await anyio.sleep(0.5)
+        reachable.set()
+        # adopted at a resync (every second)
+        await eventually(lambda: ("default", "once") in rt.pods.running_in_backend())
+        assert await phase(kube, "once") == "Running"
+        assert (await backend.get_pod_status("default", "once"))["status"]["phase"] == "Running"
+
+
+async def test_a_failed_pod_the_backend_runs_is_stopped_at_a_resync(
+    kube: Kube, backend: MemoryBackend
+) -> None:
+    """No restart needed: the resync adopts what the backend runs, and a Failed pod's
+    containers are stopped (the resync leaves a notifying backend's status unread)."""
+    created = anyio.Event()
+
+    async def fails_once(op: Any, call_next: Any) -> Any:
+        result = await call_next(op)
+        if isinstance(op, ops.CreatePod) and not created.is_set():
+            created.set()
+            raise TemporaryError("timed out waiting for the backend")
+        return result
+
+    node = VirtualNode(name="vk-test", backend=backend, middlewares=[fails_once], **FAST)
+    async with virtual_node(node, kube=kube):
+        await create_pod(kube, make_pod("job", restart_policy="Never"))
+
+        async def failed() -> bool:
+            return await phase(kube, "job") == "Failed"
+
+        await eventually(failed)
+
+        async def stopped() -> bool:
+            try:
+                status = (await backend.get_pod_status("default", "job"))["status"]
+            except NotFound:
+                return True
+            return bool(status["phase"] != "Running")
+
+        await eventually(stopped)
+        assert await phase(kube, "job") == "Failed"

@@ -590,7 +590,7 @@ class Registry:
             or new["metadata"] != old_meta
         ):
             self._check_validation(rt, new, old)
-        elif rt.kind == "Pod":
+        if subresource == "status" and rt.kind == "Pod":
             _check_container_transitions(rt, new, old)
         if new == old:
             return cur

@@ -5,7 +5,8 @@ Each requested port ``i`` has data channel ``2i`` and error channel ``2i + 1``. 
 first writes the port (2 bytes, little-endian) on both; then bytes the client sends on a data
 channel go to that port of the pod and what the pod answers comes back on it. A failure to
 relay is written as text on the port's error channel. A WebSocket carries one connection per
-port; closing it ends them all.
+port; closing it ends them all, and once every port's connection has ended the kubelet closes
+it.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ async def serve_channel_port_forward(
     except ValueError as exc:
         return status_response(400, str(exc))
     codec = codec_for(protocol)
-    ws = web.WebSocketResponse(protocols=[protocol] if protocol else (), max_msg_size=16 << 20)
+    ws = web.WebSocketResponse(protocols=[protocol] if protocol else (), max_msg_size=1 << 20)
     await ws.prepare(request)
     lock = anyio.Lock()
 
@@ -103,7 +104,10 @@ async def serve_channel_port_forward(
             else:
                 await ws.send_bytes(message)
 
-    async def relay(port: int, channel: int, error: int, stream: _ChannelStream) -> None:
+    pending = len(ports)
+
+    async def relay(port: int, error: int, stream: _ChannelStream) -> None:
+        nonlocal pending
         try:
             await forward(port, stream)
         except Exception as exc:
@@ -111,6 +115,13 @@ async def serve_channel_port_forward(
             text = f"error forwarding port {port} to pod {describe}: {detail or type(exc).__name__}"
             with contextlib.suppress(Exception):
                 await send(error, text.encode())
+        finally:
+            await stream.aclose()  # what the client still sends this port is dropped
+            pending -= 1
+            if not pending:
+                # every connection ended: the kubelet closes the socket
+                with contextlib.suppress(ConnectionError):
+                    await ws.close()
 
     inboxes = {}
     try:
@@ -120,7 +131,7 @@ async def serve_channel_port_forward(
                 await send(error, encode_port_prefix(port))
                 tx, rx = anyio.create_memory_object_stream[bytes](64)
                 inboxes[data] = tx
-                tg.start_soon(relay, port, data, error, _ChannelStream(rx, send, data))
+                tg.start_soon(relay, port, error, _ChannelStream(rx, send, data))
             async for message in ws:
                 if message.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
                     break
@@ -131,6 +142,7 @@ async def serve_channel_port_forward(
                 if decoded is None or decoded.channel not in inboxes:
                     continue  # nothing to forward (an error channel, an empty frame)
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    # at most 64 messages wait per port (a bounded socket frame each)
                     await inboxes[decoded.channel].send(decoded.data)
             tg.cancel_scope.cancel()  # the client is gone: so are its connections
     except (ConnectionError, anyio.BrokenResourceError, anyio.ClosedResourceError):

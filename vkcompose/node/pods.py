@@ -87,6 +87,9 @@ class _PodState:
     """When a held "still starting" status is due (cancelled once a later one is written)."""
     status_path: str = ""
     """URL path of the pod's ``status`` subresource (made on the first write)."""
+    absent: bool = False
+    """The backend said it does not run the pod (its list lacked it, or NotFound): only then is
+    a started run-once pod reported lost."""
     creating: str | None = None
     """UID of the pod this sync is creating: the backend may announce it before the create
     returns (its status is then kept for this sync to write)."""
@@ -388,6 +391,9 @@ class PodController:
             return
         api = {k: s.api for k, s in self._pods.items() if s.api is not None}
         result = plan(api, backend, node_names=self._names)
+        listed = {key_of(p) for p in backend}
+        for key, state in self._pods.items():
+            state.absent = key not in listed
         for key, bpod in result.adopt.items():
             state = self._pods[key]
             if state.backend_uid is None:
@@ -425,6 +431,8 @@ class PodController:
     async def _adopt_by_status(self) -> None:
         """Without ListPods: ask the backend about each API pod before creating anything."""
         if not self.pipeline.supports(ops.GetPodStatus):
+            for state in self._pods.values():
+                state.absent = True  # nothing to ask: what the API has is all there is
             return
         limiter = anyio.CapacityLimiter(32)
 
@@ -433,6 +441,7 @@ class PodController:
                 try:
                     bpod = await self.pipeline(ops.GetPodStatus(namespace=key[0], name=key[1]))
                 except NotFound:
+                    state.absent = True
                     return
                 except Exception as exc:
                     log.warning("status of %s/%s unknown at startup: %s", *key, exc)
@@ -557,6 +566,8 @@ class PodController:
                 # a run-once pod that started and that the backend no longer has (lost, or
                 # a node restart on a backend that keeps nothing) never runs twice: the
                 # kubelet reports its containers terminated with status unknown
+                if not state.absent:
+                    return  # the backend could not be asked: the next resync looks again
                 log.warning("run-once pod %s/%s is not in the backend: Failed", *key)
                 await self._patch_status(
                     key, state, api, st.lost_run_once_status(api, now=rfc3339())
@@ -568,10 +579,13 @@ class PodController:
             # Succeeded or Failed in the API (e.g. a create reported failed that the backend
             # ran after all): the pod never runs again, so what still runs of it is stopped,
             # and no status takes it out of its phase (as the kubelet does)
-            if state.delete_started is None and not st.all_containers_terminated(
-                state.backend_status
-            ):
-                self._begin_backend_delete(key, state, api, force=False)
+            if state.delete_started is None:
+                if state.backend_status is None:
+                    await self._read_status(key, state)  # adopted without a status yet
+                if state.backend_status is not None and not st.all_containers_terminated(
+                    state.backend_status
+                ):
+                    self._begin_backend_delete(key, state, api, force=False)
             return
         else:
             fingerprint = state.api_fingerprint or update_fingerprint(api)
