@@ -3,6 +3,7 @@ that outlives another timer, a pod whose API phase is final, readiness gates set
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import anyio
@@ -336,3 +337,47 @@ async def test_a_failed_pod_the_backend_runs_is_stopped_at_a_resync(
 
         await eventually(stopped)
         assert await phase(kube, "job") == "Failed"
+
+
+async def test_a_shortened_grace_period_reaches_a_backend_still_stopping_the_pod(
+    start: Any, kube: Kube, tmp_path: Any
+) -> None:
+    """The process backend's DeletePod waits until the pod has stopped: a second DELETE with
+    a shorter grace period must still shorten that stop, not only the API object's wait."""
+    backend = ProcessBackend(tmp_path / "pods", isolation="none", probe_time_scale=0.05)
+    pidfile = tmp_path / "pid"
+    try:
+        await start(backend=backend, resync_seconds=3600)
+        pod = make_pod("stubborn", grace=30, automountServiceAccountToken=False)
+        # ($$ is an escaped $ in a container command: $$$$ reaches the shell as $$)
+        script = "trap '' TERM; echo $$$$ > " + str(pidfile) + "; while true; do sleep 0.1; done"
+        pod["spec"]["containers"][0]["command"] = ["sh", "-c", script]
+        await create_pod(kube, pod)
+
+        async def running() -> bool:
+            return await phase(kube, "stubborn") == "Running" and pidfile.exists()
+
+        await eventually(running)
+        pid = int(pidfile.read_text())
+        path = path_of("pods", "stubborn", namespace="default")
+        await kube.delete(path)  # 30 s, and the container ignores SIGTERM
+        await anyio.sleep(0.5)
+        await kube.delete(path, options={"gracePeriodSeconds": 1})
+
+        def killed() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        # SIGKILL once the 1 s grace (at least 2 s after SIGTERM) is over, not after 30 s
+        await eventually(killed, limit=8.0)
+
+        async def absent() -> bool:
+            return await get_pod(kube, "stubborn") is None
+
+        await eventually(absent)
+    finally:
+        with anyio.move_on_after(10, shield=True):
+            await backend.aclose(stop_pods=True, grace=0)

@@ -774,9 +774,9 @@ class PodController:
             # a second DELETE shortened the grace period: the kubelet stops the pod again
             # with the shorter one, and the API object goes when that one has passed
             state.delete_deadline = min(state.delete_deadline, now + grace)
-            if not state.delete_running:
-                self._begin_backend_delete(key, state, api, force=False, again=True)
-                return
+            # a backend whose DeletePod is still stopping the pod is asked again too
+            self._begin_backend_delete(key, state, api, force=False, again=True)
+            return
         if state.delete_running:
             if now < state.delete_deadline:
                 # the delete task re-queues the pod when it ends; the deadline, if sooner

@@ -137,3 +137,16 @@ async def test_initial_delays_count_from_the_container_start(make_backend: Any) 
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(started_file)
+
+
+async def test_the_log_tail_of_a_long_log_is_read_from_its_end(backend: ProcessBackend) -> None:
+    line = "y" * 95  # with the number and the newline, about 100 bytes a line; 500 kB in all
+    main = sh(
+        "main",
+        f"for i in $(seq 1 5000); do echo ${{i}}{line}; done; exit 1",
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
+    await backend.create_pod(make_pod("long", main))
+    status = await wait_for(backend, "long", phase_is("Failed"), seconds=30)
+    message = container(status, "main")["state"]["terminated"]["message"]
+    assert message.endswith(f"4999{line}\n5000{line}\n") and len(message.encode()) == 2048

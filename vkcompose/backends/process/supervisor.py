@@ -129,6 +129,10 @@ def go_duration(seconds: float) -> str:
     return out + f"{round(secs, 9):g}s"
 
 
+_LOG_TAIL_READ = 256 * 1024
+"""Bytes read from a log's end for a termination message (80 records fit in them, unless
+lines are very long: then the message is made of the last ones that fit)."""
+
 MIN_STOP_WINDOW = 2.0
 """Seconds between SIGTERM and SIGKILL at the least, whatever the preStop hook took (the
 kubelet's ``minimumGracePeriodInSeconds``); not for a stop with grace period 0."""
@@ -217,6 +221,9 @@ class PodSupervisor:
         self.instances: dict[str, Instance] = {}
         self.stop_event = anyio.Event()
         self.stop_deadline: float | None = None
+        # waits of stops in progress, each with its floor: a shorter grace period (a second
+        # delete) moves their deadlines forward, never below the floor
+        self._stop_waits: dict[anyio.CancelScope, float] = {}
         self.regular_done = anyio.Event()
         self.finished = anyio.Event()
         self.spec_changed = anyio.Event()
@@ -695,9 +702,18 @@ class PodSupervisor:
         under ``FallbackToLogsOnError``: its last 80 lines, at most their last 2,048 bytes."""
         path = os.path.join(self.rec.container_dir(rec.name), f"{inst.n}.log")
         data = b""
-        for file in logs.log_files(path, self.settings.log_max_files):
+        cut = False
+        # from the newest file back, only as much as 80 lines can take (not whole files)
+        for file in reversed(logs.log_files(path, self.settings.log_max_files)):
             with contextlib.suppress(OSError), open(file, "rb") as f:
-                data += f.read()
+                start = max(0, f.seek(0, os.SEEK_END) - (_LOG_TAIL_READ - len(data)))
+                f.seek(start)
+                data = f.read() + data
+                cut = start > 0
+            if len(data) >= _LOG_TAIL_READ:
+                break
+        if cut and b"\n" in data:
+            data = data[data.index(b"\n") + 1 :]  # the first record read was cut
         records = logs.select(logs.parse_lines(data), LogOptions(tail_lines=80), time.time_ns())
         text = b"".join(logs.render_all(records, timestamps=False))
         return text[-2048:].decode("utf-8", "replace")
@@ -761,21 +777,35 @@ class PodSupervisor:
             return default
         return max(0.0, self.stop_deadline - anyio.current_time())
 
+    def _stop_wait(self, deadline: float, floor: float = 0.0) -> anyio.CancelScope:
+        """A scope ending at ``deadline``, or sooner if the pod's stop deadline is moved
+        forward while it runs (but not before ``floor``)."""
+        if self.stop_deadline is not None:
+            deadline = min(deadline, self.stop_deadline)
+        return anyio.CancelScope(deadline=max(deadline, floor))
+
     async def terminate(self, c: Mapping[str, Any], inst: Instance, grace: float) -> None:
-        """preStop hook, SIGTERM, wait ``grace``, then SIGKILL every process of the instance."""
+        """preStop hook, SIGTERM, wait ``grace``, then SIGKILL every process of the instance.
+        A shorter grace period given meanwhile (:meth:`begin_stop`) shortens the waits."""
         if inst.exited.is_set():
             return
         deadline = anyio.current_time() + grace
         pre_stop = (c.get("lifecycle") or {}).get("preStop")
         if pre_stop and inst.running:
-            with anyio.move_on_after(grace):
-                await self._run_hook(c, inst, pre_stop, grace)
+            with self._stop_wait(deadline) as scope:
+                self._stop_waits[scope] = 0.0
+                try:
+                    await self._run_hook(c, inst, pre_stop, grace)
+                finally:
+                    del self._stop_waits[scope]
         inst.signal(signal.SIGTERM)
-        window = max(0.0, deadline - anyio.current_time())
-        if grace > 0:
-            window = max(window, MIN_STOP_WINDOW)
-        with anyio.move_on_after(window):
-            await inst.exited.wait()
+        floor = anyio.current_time() + MIN_STOP_WINDOW if grace > 0 else 0.0
+        with self._stop_wait(deadline, floor) as scope:
+            self._stop_waits[scope] = floor
+            try:
+                await inst.exited.wait()
+            finally:
+                del self._stop_waits[scope]
         if inst.exited.is_set():
             return
         inst.forced = True
@@ -966,6 +996,8 @@ class PodSupervisor:
         deadline = anyio.current_time() + max(grace, 0.0)
         if self.stop_deadline is None or deadline < self.stop_deadline:
             self.stop_deadline = deadline
+            for scope, floor in self._stop_waits.items():
+                scope.deadline = max(min(scope.deadline, deadline), floor)
         self.stop_event.set()
         self._tick.set()
 

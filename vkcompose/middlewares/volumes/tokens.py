@@ -20,9 +20,9 @@ from vkcompose.errors import TemporaryError
 from vkcompose.podspec import Pod
 
 REFRESH_FRACTION = 0.8
+"""Renew a token once this fraction of its lifetime has passed (kubelet: within 20 % of expiry)."""
 MAX_TOKEN_AGE = 24 * 3600
 """Seconds: a token is renewed once this old, however long it lives (as the kubelet does)."""
-"""Renew a token once this fraction of its lifetime has passed (kubelet: within 20 % of expiry)."""
 
 
 class TokenSource(Protocol):
