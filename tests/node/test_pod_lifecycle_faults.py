@@ -3,7 +3,9 @@ that outlives another timer, a pod whose API phase is final, readiness gates set
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from typing import Any
 
 import anyio
@@ -381,3 +383,6 @@ async def test_a_shortened_grace_period_reaches_a_backend_still_stopping_the_pod
     finally:
         with anyio.move_on_after(10, shield=True):
             await backend.aclose(stop_pods=True, grace=0)
+        if pidfile.exists():  # if the stop failed, leave no process behind
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
