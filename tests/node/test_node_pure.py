@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import anyio.lowlevel
 import pytest
@@ -449,3 +451,35 @@ def test_rfc3339_cache_formats_every_moment_as_datetime_does(moments: list[float
     for ts in moments + moments[::-1]:
         expected = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert rfc3339(ts) == expected
+
+
+def test_ready_lists_every_readiness_gate_that_holds_it_back() -> None:
+    """The kubelet's message joins one line per unready gate with ", " (kubelet status
+    generation); gates that are True add nothing, and Ready is True once all are."""
+    pod: dict[str, Any] = {
+        "spec": {"readinessGates": [{"conditionType": g} for g in ("a", "b", "c")]},
+        "status": {
+            "conditions": [{"type": "b", "status": "False"}, {"type": "c", "status": "True"}]
+        },
+    }
+    ready_for_containers = [
+        {"type": "ContainersReady", "status": "True"},
+        {"type": "Ready", "status": "True"},
+    ]
+    [ready] = [
+        c for c in st.apply_readiness_gates(pod, ready_for_containers) if c["type"] == "Ready"
+    ]
+    assert ready == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "ReadinessGatesNotReady",
+        "message": 'corresponding condition of pod readiness gate "a" does not exist., '
+        'the status of pod readiness gate "b" is not "True", but False',
+    }
+    for condition in pod["status"]["conditions"]:
+        condition["status"] = "True"
+    pod["status"]["conditions"].append({"type": "a", "status": "True"})
+    [ready] = [
+        c for c in st.apply_readiness_gates(pod, ready_for_containers) if c["type"] == "Ready"
+    ]
+    assert ready == {"type": "Ready", "status": "True"}

@@ -231,24 +231,21 @@ def apply_readiness_gates(pod: Pod, conditions: list[JSON]) -> list[JSON]:
     containers = by_type.get("ContainersReady") or by_type.get("Ready") or {}
     if containers.get("status") != "True":
         return conditions  # not ready for the containers' sake: that reason stays
-    have = {
-        c.get("type"): c.get("status") for c in (pod.get("status") or {}).get("conditions") or []
-    }
+    unready = [
+        f'corresponding condition of pod readiness gate "{gate}" does not exist.'
+        if status is None
+        else f'the status of pod readiness gate "{gate}" is not "True", but {status}'
+        for gate, status in zip(gates, gate_statuses(pod), strict=True)
+        if status != "True"
+    ]
     ready: JSON = {"type": "Ready", "status": "True"}
-    for gate in gates:
-        if have.get(gate) is None:
-            message = f'corresponding condition of pod readiness gate "{gate}" does not exist.'
-        elif have[gate] != "True":
-            message = f'the status of pod readiness gate "{gate}" is not "True", but {have[gate]}'
-        else:
-            continue
+    if unready:  # every gate that holds it back, as the kubelet lists them
         ready = {
             "type": "Ready",
             "status": "False",
             "reason": "ReadinessGatesNotReady",
-            "message": message,
+            "message": ", ".join(unready),
         }
-        break
     out = [c for c in conditions if c.get("type") != "Ready"]
     out.append(ready)
     return out
