@@ -396,15 +396,7 @@ async def _backlog(
         elapsed = time.perf_counter() - t0
         cpu1 = _cpu(server), _cpu(me)
         await _check_running(kube, names)
-        yield (
-            rt,
-            {
-                "time": elapsed,
-                "pods/s": len(names) / elapsed,
-                "server ms": 1000 * (cpu1[0] - cpu0[0]) / len(names),
-                "node ms": 1000 * (cpu1[1] - cpu0[1]) / len(names),
-            },
-        )
+        yield rt, _figures(len(names), elapsed, cpu0, cpu1)
 
 
 async def _bare(
@@ -465,6 +457,13 @@ async def _bare(
     node_kube.first.running.clear()
     await _check_running(kube, names)
     await _delete_pods(kube, NODE)
+    return _figures(pods, elapsed, cpu0, cpu1)
+
+
+def _figures(
+    pods: int, elapsed: float, cpu0: tuple[float, float], cpu1: tuple[float, float]
+) -> dict[str, float]:
+    """A round's figures from its pod count, time and (server, node) CPU before and after."""
     return {
         "time": elapsed,
         "pods/s": pods / elapsed,

@@ -23,6 +23,22 @@ from vkcompose.node.settings import VirtualNode
 pytestmark = pytest.mark.anyio
 
 
+def create_fails_after_the_backend(times: int | None = None) -> Any:
+    """A middleware reporting CreatePod failed after the backend ran the pod (the first
+    ``times`` creates; every one when ``None``)."""
+    failed = 0
+
+    async def middleware(op: Any, call_next: Any) -> Any:
+        nonlocal failed
+        result = await call_next(op)
+        if isinstance(op, ops.CreatePod) and (times is None or failed < times):
+            failed += 1
+            raise TemporaryError("timed out waiting for the backend")
+        return result
+
+    return middleware
+
+
 async def test_shortened_grace_period_is_honoured(
     start: Any, kube: Kube, backend: MemoryBackend
 ) -> None:
@@ -58,12 +74,7 @@ async def test_a_failed_pod_never_leaves_the_failed_phase(
     not write the backend's Running over Failed (the kubelet never moves a pod out of a
     terminal phase), and it stops what still runs."""
 
-    async def fails_after(op: Any, call_next: Any) -> Any:
-        result = await call_next(op)
-        if isinstance(op, ops.CreatePod):
-            raise TemporaryError("timed out waiting for the backend")
-        return result
-
+    fails_after = create_fails_after_the_backend()
     node = VirtualNode(name="vk-test", backend=backend, middlewares=[fails_after], **FAST)
     async with virtual_node(node, kube=kube):
         await create_pod(kube, make_pod("job", restart_policy="Never"))
@@ -312,15 +323,7 @@ async def test_a_failed_pod_the_backend_runs_is_stopped_at_a_resync(
 ) -> None:
     """No restart needed: the resync adopts what the backend runs, and a Failed pod's
     containers are stopped (the resync leaves a notifying backend's status unread)."""
-    created = anyio.Event()
-
-    async def fails_once(op: Any, call_next: Any) -> Any:
-        result = await call_next(op)
-        if isinstance(op, ops.CreatePod) and not created.is_set():
-            created.set()
-            raise TemporaryError("timed out waiting for the backend")
-        return result
-
+    fails_once = create_fails_after_the_backend(times=1)
     node = VirtualNode(name="vk-test", backend=backend, middlewares=[fails_once], **FAST)
     async with virtual_node(node, kube=kube):
         await create_pod(kube, make_pod("job", restart_policy="Never"))

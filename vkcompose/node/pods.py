@@ -772,9 +772,8 @@ class PodController:
         grace = self._grace(api, force=False)
         if grace is not None and (state.delete_grace is None or grace < state.delete_grace):
             # a second DELETE shortened the grace period: the kubelet stops the pod again
-            # with the shorter one, and the API object goes when that one has passed
-            state.delete_deadline = min(state.delete_deadline, now + grace)
-            # a backend whose DeletePod is still stopping the pod is asked again too
+            # with the shorter one (also while a DeletePod is still stopping it), and the API
+            # object goes when that one has passed
             self._begin_backend_delete(key, state, api, force=False, again=True)
             return
         if state.delete_running:
@@ -838,7 +837,7 @@ class PodController:
                 "metadata": {"namespace": key[0], "name": key[1], "uid": state.backend_uid},
             }
         if grace is not None:
-            self.queue.add_after(key, state.delete_deadline - now + 0.001)
+            self._wake_at_deadline(key, state, now)
         assert self._tg is not None
         self._tg.start_soon(self._run_backend_delete, key, state, target, grace)
 

@@ -16,7 +16,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -470,10 +470,7 @@ class PodSupervisor:
             code = int(term.get("exitCode", 0))
             if inst.respec.is_set() and not self.stopping:
                 # the kubelet restarts a container whose spec changed, whatever the policy
-                rec.last_state = {"terminated": term}
-                rec.restart_count += 1
-                rec.state = {"waiting": {"reason": "ContainerCreating"}}
-                self.changed()
+                self._restart_now(rec, term)
                 continue
             restart = not self.stopping and should_restart(
                 self.policy, code, init=init, sidecar=rec.sidecar
@@ -487,15 +484,13 @@ class PodSupervisor:
                 return code
             if ran >= self.settings.backoff_reset:
                 rec.backoff_exp = 0
-            rec.last_state = {"terminated": term}
             if rec.backoff_exp == 0:
                 # the kubelet restarts a container at once the first time; the back-off
                 # applies from the next exit on
                 rec.backoff_exp = 1
-                rec.restart_count += 1
-                rec.state = {"waiting": {"reason": "ContainerCreating"}}
-                self.changed()
+                self._restart_now(rec, term)
                 continue
+            rec.last_state = {"terminated": term}
             delay = backoff_delay(
                 rec.backoff_exp - 1, self.settings.backoff_base, self.settings.backoff_cap
             )
@@ -513,6 +508,13 @@ class PodSupervisor:
             self.changed()
             with anyio.move_on_after(delay):
                 await self.stop_event.wait()
+
+    def _restart_now(self, rec: state.ContainerRecord, term: dict[str, Any]) -> None:
+        """Record the run that ended and start the next one without a back-off."""
+        rec.last_state = {"terminated": term}
+        rec.restart_count += 1
+        rec.state = {"waiting": {"reason": "ContainerCreating"}}
+        self.changed()
 
     def _adopt(self, rec: state.ContainerRecord) -> Instance | None:
         """The live (or ended-while-away) instance of ``rec``, if any."""
@@ -777,12 +779,18 @@ class PodSupervisor:
             return default
         return max(0.0, self.stop_deadline - anyio.current_time())
 
-    def _stop_wait(self, deadline: float, floor: float = 0.0) -> anyio.CancelScope:
-        """A scope ending at ``deadline``, or sooner if the pod's stop deadline is moved
-        forward while it runs (but not before ``floor``)."""
+    @contextlib.contextmanager
+    def _stop_wait(self, deadline: float, floor: float = 0.0) -> Iterator[None]:
+        """A wait ending at ``deadline``, or sooner if the pod's stop deadline is moved
+        forward while it runs (:meth:`begin_stop`), but not before ``floor``."""
         if self.stop_deadline is not None:
             deadline = min(deadline, self.stop_deadline)
-        return anyio.CancelScope(deadline=max(deadline, floor))
+        with anyio.CancelScope(deadline=max(deadline, floor)) as scope:
+            self._stop_waits[scope] = floor
+            try:
+                yield
+            finally:
+                del self._stop_waits[scope]
 
     async def terminate(self, c: Mapping[str, Any], inst: Instance, grace: float) -> None:
         """preStop hook, SIGTERM, wait ``grace``, then SIGKILL every process of the instance.
@@ -792,20 +800,12 @@ class PodSupervisor:
         deadline = anyio.current_time() + grace
         pre_stop = (c.get("lifecycle") or {}).get("preStop")
         if pre_stop and inst.running:
-            with self._stop_wait(deadline) as scope:
-                self._stop_waits[scope] = 0.0
-                try:
-                    await self._run_hook(c, inst, pre_stop, grace)
-                finally:
-                    del self._stop_waits[scope]
+            with self._stop_wait(deadline):
+                await self._run_hook(c, inst, pre_stop, grace)
         inst.signal(signal.SIGTERM)
         floor = anyio.current_time() + MIN_STOP_WINDOW if grace > 0 else 0.0
-        with self._stop_wait(deadline, floor) as scope:
-            self._stop_waits[scope] = floor
-            try:
-                await inst.exited.wait()
-            finally:
-                del self._stop_waits[scope]
+        with self._stop_wait(deadline, floor):
+            await inst.exited.wait()
         if inst.exited.is_set():
             return
         inst.forced = True
